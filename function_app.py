@@ -1,0 +1,25 @@
+"""Azure Functions entry points (Python v2 programming model): bindings only.
+
+Each function hands its trigger's payload to the shared core in `scaler/` and returns. Nothing
+heavy is imported here: the core builds its clients on the first message, not on a cold start.
+"""
+
+import logging
+
+import azure.functions as func
+
+from scaler import bootstrap
+from scaler.settings import INTENTS_QUEUE, STORAGE_CONNECTION
+
+app = func.FunctionApp()
+
+
+@app.function_name("scale_intents")
+@app.queue_trigger(arg_name="msg", queue_name=INTENTS_QUEUE, connection=STORAGE_CONNECTION)
+def scale_intents(msg: func.QueueMessage) -> None:
+    """Apply one scale intent. Transient failures are re-enqueued with a delay by the core;
+    this raises only when storage itself is unreachable, and then host.json's retries apply."""
+    logging.getLogger("scaler").debug(
+        "message %s, delivery %s", msg.id, getattr(msg, "dequeue_count", None)
+    )
+    bootstrap.scale_service().handle_queue_message(msg.get_body(), message_id=msg.id)

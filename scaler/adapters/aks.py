@@ -1,0 +1,167 @@
+"""Resource Manager adapter: read a cluster's agent pools, start one pool write.
+
+Built once per process; one `ContainerServiceClient` per subscription, reused and closed with
+the gateway. azure-core's own retries are cut down to quick reconnects: a 429, 409 or 5xx comes
+straight back so the queue owns the backoff (honouring Retry-After) and the function never sits
+in a sleep. Writes never wait for the long-running operation (`polling=False`).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceModifiedError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.containerservice.models import AgentPool, PowerState
+
+from scaler.domain.clusters import ClusterRef
+from scaler.domain.planner import Action, PoolPlan
+from scaler.domain.pools import PoolState
+from scaler.ports import GatewayError, StaleEtag
+
+# Statuses worth another attempt later; everything else from ARM is a permanent answer.
+_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class AksGateway:
+    def __init__(self, credential: TokenCredential, endpoint: str, scope: str) -> None:
+        self._credential = credential
+        self._endpoint = endpoint
+        self._scope = scope
+        self._clients: dict[str, ContainerServiceClient] = {}
+        self._lock = threading.Lock()
+
+    def list_pools(self, cluster: ClusterRef) -> list[PoolState]:
+        client = self._client(cluster.subscription_id)
+        with _translated_errors(f"reading the pools of {cluster.short_name}"):
+            return [
+                _state(pool)
+                for pool in client.agent_pools.list(cluster.resource_group, cluster.name)
+            ]
+
+    def start_update(self, cluster: ClusterRef, plan: PoolPlan) -> PoolState:
+        assert plan.before is not None and isinstance(plan.before.handle, AgentPool)
+        body = _changed_body(plan.before.handle, plan)
+        client = self._client(cluster.subscription_id)
+        with _translated_errors(f"updating pool {plan.name} of {cluster.short_name}"):
+            poller = client.agent_pools.begin_create_or_update(
+                cluster.resource_group,
+                cluster.name,
+                plan.name,
+                body,
+                etag=plan.before.etag,
+                match_condition=MatchConditions.IfNotModified,
+                polling=False,
+            )
+            return _state(poller.result())
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    def _client(self, subscription_id: str) -> ContainerServiceClient:
+        with self._lock:
+            if subscription_id not in self._clients:
+                self._clients[subscription_id] = ContainerServiceClient(
+                    self._credential,
+                    subscription_id,
+                    base_url=self._endpoint,
+                    credential_scopes=[self._scope],
+                    retry_total=2,
+                    retry_connect=2,
+                    retry_read=1,
+                    retry_status=0,
+                    retry_backoff_factor=0.2,
+                    connection_timeout=10,
+                    read_timeout=60,
+                )
+            return self._clients[subscription_id]
+
+
+def _changed_body(current: AgentPool, plan: PoolPlan) -> AgentPool:
+    """The pool as read, with only the planned fields changed (read-only ones are dropped by
+    the SDK when it serialises the request)."""
+    body = copy.deepcopy(current)
+    if plan.action is Action.SCALE:
+        body.count = plan.target_count
+    elif plan.action is Action.AUTOSCALE:
+        body.enable_auto_scaling = True
+        body.min_count = plan.requested.min_count  # type: ignore[union-attr]
+        body.max_count = plan.requested.max_count  # type: ignore[union-attr]
+        body.count = plan.target_count
+    elif plan.action is Action.STOP:
+        body.power_state = PowerState(code="Stopped")
+    elif plan.action is Action.START:
+        body.power_state = PowerState(code="Running")
+    return body
+
+
+def _state(pool: AgentPool) -> PoolState:
+    power = pool.power_state.code if pool.power_state and pool.power_state.code else "Running"
+    return PoolState(
+        name=str(pool.name),
+        mode=str(pool.mode or "User"),
+        count=int(pool.count or 0),
+        autoscale=bool(pool.enable_auto_scaling),
+        min_count=pool.min_count,
+        max_count=pool.max_count,
+        power=str(power),
+        provisioning_state=str(pool.provisioning_state or "Succeeded"),
+        etag=pool.e_tag,
+        spot=str(pool.scale_set_priority or "").lower() == "spot",
+        handle=pool,
+    )
+
+
+@contextmanager
+def _translated_errors(doing: str) -> Iterator[None]:
+    """Turns azure-core exceptions into the port's GatewayError (transient or permanent)."""
+    try:
+        yield
+    except ResourceModifiedError as error:  # 412, only raised for our If-Match writes
+        raise StaleEtag(f"{doing}: the pool's eTag changed since it was read") from error
+    except HttpResponseError as error:
+        status = error.status_code
+        if status is None:
+            # No HTTP answer at all: the credential could not get a token.
+            raise GatewayError(
+                "TokenUnavailable", f"{doing}: no access token ({error.message})", transient=True
+            ) from error
+        code = (error.error.code if error.error else None) or f"Http{status}"
+        message = (error.error.message if error.error else None) or str(error.reason)
+        raise GatewayError(
+            code,
+            f"{doing}: {message}",
+            # 401 is an expired or refused token: a fresh one may well work next time.
+            transient=status in _TRANSIENT_STATUS or status == 401,
+            retry_after=_retry_after(error),
+        ) from error
+    except ClientAuthenticationError as error:
+        raise GatewayError(
+            "TokenUnavailable", f"{doing}: no access token ({error.message})", transient=True
+        ) from error
+    except (ServiceRequestError, ServiceResponseError) as error:
+        raise GatewayError(
+            "ConnectionFailed", f"{doing}: {type(error).__name__}", transient=True
+        ) from error
+
+
+def _retry_after(error: HttpResponseError) -> int | None:
+    raw = error.response.headers.get("Retry-After") if error.response is not None else None
+    try:
+        return max(0, int(raw)) if raw is not None else None
+    except ValueError:
+        return None  # an HTTP date: the exponential backoff covers it

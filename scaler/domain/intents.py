@@ -1,0 +1,268 @@
+"""Scale intents: the JSON contract other systems write against, parsed and validated.
+
+Parsing is pure: it takes the message text, the defaults from settings and the current time,
+and returns an `Intent` or raises `InvalidInput` naming the field. Nothing here does I/O, so an
+invalid intent can never reach Resource Manager.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from scaler.domain.clusters import ClusterRef
+from scaler.domain.errors import InvalidInput
+from scaler.domain.pools import PoolRequest, json_type, parse_pool_name, parse_pool_request
+
+# A storage queue message holds at most 64 KiB; anything larger did not come from a queue.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_POOLS_PER_INTENT = 100
+MAX_REASON_CHARS = 1000
+
+# Set by the app itself when it re-enqueues an intent after a transient failure.
+RETRY_FIELD = "_retry"
+FIELDS = frozenset(
+    {
+        "pools",
+        "resource_group",
+        "cluster",
+        "subscription_id",
+        "id",
+        "issued_at",
+        "expires_at",
+        "dry_run",
+        "reason",
+        RETRY_FIELD,
+    }
+)
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+_CLUSTER = re.compile(r"^[A-Za-z0-9]([-_A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class IntentDefaults:
+    """What an intent that names no cluster targets, and the bound on counts."""
+
+    subscription_id: str
+    resource_group: str
+    cluster: str
+    max_count: int
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    cluster: ClusterRef
+    pools: Mapping[str, PoolRequest]
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    dry_run: bool = False
+    reason: str | None = None
+    attempt: int = 1
+
+    def to_message(self) -> dict[str, Any]:
+        """The intent as a queue message: what `send` enqueues and what a retry re-enqueues."""
+        message: dict[str, Any] = {
+            "id": self.id,
+            "subscription_id": self.cluster.subscription_id,
+            "resource_group": self.cluster.resource_group,
+            "cluster": self.cluster.name,
+            "pools": {name: request.to_json() for name, request in self.pools.items()},
+        }
+        if self.issued_at:
+            message["issued_at"] = self.issued_at.isoformat()
+        if self.expires_at:
+            message["expires_at"] = self.expires_at.isoformat()
+        if self.dry_run:
+            message["dry_run"] = True
+        if self.reason:
+            message["reason"] = self.reason
+        if self.attempt > 1:
+            message[RETRY_FIELD] = {"attempt": self.attempt}
+        return message
+
+
+def decode_message(body: bytes | str) -> dict[str, Any]:
+    """Message text → JSON object. Accepts plain JSON and base64-encoded JSON: producers differ
+    (the Python SDK sends plain text, the portal and many tools base64), and JSON text can never
+    be valid base64 because `{` is outside the base64 alphabet, so the two cannot be confused."""
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidInput(
+            "", f"message is {len(raw)} bytes; a queue message holds at most {MAX_MESSAGE_BYTES}"
+        )
+    text = _utf8(raw).strip()
+    if text and not text.startswith(("{", "[", '"')):
+        text = _from_base64(text) or text  # not base64 either: the JSON error will say what's wrong
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            "", f"message is not JSON ({error.msg} at position {error.pos})"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput("", f"an intent must be a JSON object, not {json_type(value)}")
+    return value
+
+
+def parse_intent(body: bytes | str, defaults: IntentDefaults, now: datetime) -> Intent:
+    return intent_from_json(decode_message(body), defaults, now)
+
+
+def intent_from_json(
+    document: Mapping[str, Any], defaults: IntentDefaults, now: datetime
+) -> Intent:
+    if "pools" not in document:
+        document = _from_seed_shorthand(document)
+    unknown = sorted(set(document) - FIELDS)
+    if unknown:
+        raise InvalidInput(
+            unknown[0], f"unknown field (allowed: {', '.join(sorted(FIELDS - {RETRY_FIELD}))})"
+        )
+
+    cluster = ClusterRef(
+        subscription_id=_text(document, "subscription_id", defaults.subscription_id, _SUBSCRIPTION),
+        resource_group=_text(document, "resource_group", defaults.resource_group, _RESOURCE_GROUP),
+        name=_text(document, "cluster", defaults.cluster, _CLUSTER),
+    )
+    issued_at = _timestamp(document, "issued_at")
+    expires_at = _timestamp(document, "expires_at")
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput(
+            "expires_at", f"the intent expired at {expires_at.isoformat()} (now {now.isoformat()})"
+        )
+    if issued_at is not None and expires_at is not None and expires_at <= issued_at:
+        raise InvalidInput("expires_at", "must be later than issued_at")
+
+    return Intent(
+        id=_text(document, "id", "", _ID) or str(uuid.uuid4()),
+        cluster=cluster,
+        pools=_pools(document["pools"], defaults.max_count),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        dry_run=_flag(document, "dry_run"),
+        reason=_reason(document),
+        attempt=_attempt(document),
+    )
+
+
+def intent_id_of(body: bytes | str) -> str | None:
+    """The producer's id, if the message carries a usable one: lets a rejection be correlated."""
+    try:
+        candidate = decode_message(body).get("id")
+    except InvalidInput:
+        return None
+    return candidate if isinstance(candidate, str) and _ID.match(candidate) else None
+
+
+def _from_seed_shorthand(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    # The seed project's format: {"manualpool2": 5, ...} targets the default cluster.
+    if document and not (set(document) & FIELDS) and all(_is_count(v) for v in document.values()):
+        return {"pools": dict(document)}
+    raise InvalidInput("pools", 'is required (or send the short form {"<pool>": <count>, ...})')
+
+
+def _pools(value: object, max_count: int) -> dict[str, PoolRequest]:
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidInput("pools", "must be a non-empty object of pool name → desired state")
+    if len(value) > MAX_POOLS_PER_INTENT:
+        raise InvalidInput("pools", f"at most {MAX_POOLS_PER_INTENT} pools per intent")
+    return {
+        parse_pool_name(name, f"pools.{name}"): parse_pool_request(
+            request, f"pools.{name}", max_count
+        )
+        for name, request in value.items()
+    }
+
+
+def _text(document: Mapping[str, Any], name: str, default: str, pattern: re.Pattern[str]) -> str:
+    value = document.get(name, default)
+    if name not in document and not default:
+        if name == "id":
+            return ""
+        raise InvalidInput(name, "is required: the intent names none and no default is configured")
+    if not isinstance(value, str):
+        raise InvalidInput(name, f"must be a string, got {json_type(value)}")
+    if not pattern.match(value):
+        raise InvalidInput(name, f"{value!r} is not a valid {name.replace('_', ' ')}")
+    return value
+
+
+def _timestamp(document: Mapping[str, Any], name: str) -> datetime | None:
+    if name not in document:
+        return None
+    value = document[name]
+    if not isinstance(value, str):
+        raise InvalidInput(name, "must be an ISO-8601 timestamp string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(name, f"{value!r} is not an ISO-8601 timestamp") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(name, f"{value!r} has no time zone; add Z or an offset like +01:00")
+    return moment
+
+
+def _flag(document: Mapping[str, Any], name: str) -> bool:
+    value = document.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(name, "must be true or false")
+    return value
+
+
+def _reason(document: Mapping[str, Any]) -> str | None:
+    value = document.get("reason")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REASON_CHARS:
+        raise InvalidInput("reason", f"must be a string of at most {MAX_REASON_CHARS} characters")
+    return value
+
+
+def _attempt(document: Mapping[str, Any]) -> int:
+    retry = document.get(RETRY_FIELD, {"attempt": 1})
+    attempt = retry.get("attempt") if isinstance(retry, Mapping) else None
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise InvalidInput(f"{RETRY_FIELD}.attempt", "must be a whole number of at least 1")
+    return attempt
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput("", f"message is not UTF-8 text (bad byte at {error.start})") from None
+
+
+def _from_base64(text: str) -> str | None:
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8").strip()
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidInput(key, "appears twice in the same object")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> None:
+    raise InvalidInput("", f"message is not JSON ({name} is not a JSON value)")

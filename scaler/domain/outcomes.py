@@ -1,0 +1,131 @@
+"""What happened to an intent: the message written to `scale-results` and logged.
+
+One outcome per processing attempt; `final` says whether more will follow for the same intent
+(a `deferred` outcome is followed by a retry, every other one closes the intent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from scaler.domain.planner import Action, PoolPlan
+from scaler.domain.pools import PoolState
+
+
+class Overall(StrEnum):
+    APPLIED = "applied"  # at least one pool write was started
+    UNCHANGED = "unchanged"  # every pool already was as asked: no write
+    DEFERRED = "deferred"  # a transient failure; the intent is retried later
+    REJECTED = "rejected"  # can never succeed as sent: invalid, not allowed, refused by AKS
+    DRY_RUN = "dry_run"  # planned only
+    POISONED = "poisoned"  # retry budget spent; the message is parked in the poison queue
+
+
+class PoolResult(StrEnum):
+    UNCHANGED = "unchanged"
+    STARTED = "started"  # the write was accepted; AKS works on it in the background
+    WOULD_CHANGE = "would_change"  # dry run
+    REFUSED = "refused"  # a guardrail or AKS rule: permanent
+    DEFERRED = "deferred"  # transient: retried with the intent
+    FAILED = "failed"  # Resource Manager refused the write: permanent
+    NOT_ATTEMPTED = (
+        "not_attempted"  # another pool of the intent was refused, so nothing was written
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    field: str | None = None
+    retry_after: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            data["field"] = self.field
+        return data
+
+
+@dataclass(frozen=True)
+class PoolOutcome:
+    pool: str
+    requested: dict[str, object]
+    action: Action
+    result: PoolResult
+    before: PoolState | None = None
+    after: PoolState | None = None
+    problem: Problem | None = None
+
+    @classmethod
+    def from_plan(cls, plan: PoolPlan, result: PoolResult, **extra: Any) -> PoolOutcome:
+        return cls(plan.name, plan.requested.to_json(), plan.action, result, plan.before, **extra)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "before": self.before.summary() if self.before else None,
+            "requested": self.requested,
+            "action": self.action.value,
+            "outcome": self.result.value,
+            "after": self.after.summary() if self.after else None,
+            "error": self.problem.to_json() if self.problem else None,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    intent_id: str
+    outcome: Overall
+    at: datetime
+    source: str
+    cluster_id: str | None = None
+    attempt: int = 1
+    pools: tuple[PoolOutcome, ...] = ()
+    problem: Problem | None = None
+    reason: str | None = None
+    message_id: str | None = None
+    retry_in_seconds: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.outcome is not Overall.DEFERRED
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "intent_id": self.intent_id,
+            "cluster": self.cluster_id,
+            "outcome": self.outcome.value,
+            "final": self.final,
+            "attempt": self.attempt,
+            "at": self.at.isoformat(),
+            "source": self.source,
+            "message_id": self.message_id,
+            "reason": self.reason,
+            "error": self.problem.to_json() if self.problem else None,
+            "pools": [pool.to_json() for pool in self.pools],
+        }
+        if self.retry_in_seconds is not None:
+            data["retry_in_seconds"] = self.retry_in_seconds
+        data.update(self.extra)
+        return data
+
+
+def overall_of(pools: Iterable[PoolOutcome]) -> Overall:
+    """Deferred beats everything (the retry re-plans, so pools already started are unchanged
+    then); otherwise a permanent failure makes the intent rejected."""
+    results = {pool.result for pool in pools}
+    if PoolResult.DEFERRED in results:
+        return Overall.DEFERRED
+    if results & {PoolResult.REFUSED, PoolResult.FAILED}:
+        return Overall.REJECTED
+    if PoolResult.WOULD_CHANGE in results:
+        return Overall.DRY_RUN
+    if PoolResult.STARTED in results:
+        return Overall.APPLIED
+    return Overall.UNCHANGED

@@ -1,0 +1,52 @@
+"""What the use cases need from the outside world. The adapters implement these; tests of the
+use cases use the real adapters against Azurite and the AKS emulator."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from scaler.domain.clusters import ClusterRef
+from scaler.domain.planner import PoolPlan
+from scaler.domain.pools import PoolState
+
+
+class GatewayError(Exception):
+    """Resource Manager (or the token service) said no. `transient` errors are retried later."""
+
+    def __init__(
+        self, code: str, message: str, *, transient: bool, retry_after: int | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class StaleEtag(GatewayError):
+    """412: the pool changed since it was read. Re-read and re-plan."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("PreconditionFailed", message, transient=True)
+
+
+class ClusterGateway(Protocol):
+    def list_pools(self, cluster: ClusterRef) -> list[PoolState]:
+        """One read: every agent pool of the cluster, with its eTag."""
+        ...
+
+    def start_update(self, cluster: ClusterRef, plan: PoolPlan) -> PoolState:
+        """One write: start the change with If-Match on the pool's eTag; do not wait for it."""
+        ...
+
+
+class MessageGateway(Protocol):
+    def publish_outcome(self, outcome: dict[str, Any]) -> None: ...
+
+    def retry_later(self, message: dict[str, Any], delay_seconds: int) -> None:
+        """Put the intent back on the intents queue, invisible for `delay_seconds`."""
+        ...
+
+    def park(self, message: dict[str, Any]) -> None:
+        """Move an intent whose retries are spent to the poison queue."""
+        ...

@@ -1,0 +1,144 @@
+"""Every setting the app reads, with its default, in one place.
+
+`SETTINGS` is the catalogue: the README's settings table and the infrastructure test
+(every setting the code reads must be set by infra/) are both checked against it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scaler.domain.clusters import ClusterRef
+
+# Queue names are part of the contract with producers and with infra/, so they are fixed.
+INTENTS_QUEUE = "scale-intents"
+POISON_QUEUE = f"{INTENTS_QUEUE}-poison"  # the name the Functions host uses for poison messages
+RESULTS_QUEUE = "scale-results"
+
+PUBLIC_CLOUD_ARM = "https://management.azure.com"
+
+# The storage setting prefix the Functions host uses (connection string or identity-based
+# `AzureWebJobsStorage__*` settings); the app's own queue clients read the same settings.
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the app cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("AZURE_SUBSCRIPTION_ID", "", "Subscription of the default cluster."),
+    SettingSpec(
+        "AZURE_CLIENT_ID",
+        "",
+        "Client id of the user-assigned managed identity the app authenticates as.",
+    ),
+    SettingSpec("SCALER_RESOURCE_GROUP", "", "Resource group of the default cluster."),
+    SettingSpec("SCALER_CLUSTER", "", "Name of the default AKS cluster."),
+    SettingSpec(
+        "SCALER_ALLOWED_CLUSTERS",
+        "",
+        "Comma-separated `resourceGroup/cluster` entries intents may target; `*` matches a "
+        "whole segment. Empty: only the default cluster.",
+    ),
+    SettingSpec("SCALER_MAX_COUNT", "100", "Largest node count or maxCount an intent may ask for."),
+    SettingSpec(
+        "SCALER_ARM_ENDPOINT",
+        PUBLIC_CLOUD_ARM,
+        "Azure Resource Manager endpoint (another cloud, or the local emulator). HTTPS only.",
+    ),
+    SettingSpec(
+        "SCALER_ARM_SCOPE",
+        f"{PUBLIC_CLOUD_ARM}/.default",
+        "Token scope for Resource Manager (differs in sovereign clouds).",
+    ),
+    SettingSpec(
+        "SCALER_MAX_ATTEMPTS",
+        "8",
+        "Attempts for an intent that meets transient failures before it is parked in "
+        f"`{POISON_QUEUE}`.",
+    ),
+    SettingSpec(
+        "SCALER_RETRY_BASE_SECONDS",
+        "15",
+        "First retry delay; it doubles per attempt and never undercuts ARM's Retry-After.",
+    ),
+    SettingSpec("SCALER_RETRY_MAX_SECONDS", "900", "Longest delay between two attempts."),
+)
+
+_DEFAULTS = {spec.name: spec.default for spec in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    subscription_id: str
+    client_id: str
+    resource_group: str
+    cluster: str
+    allowed_clusters: tuple[str, ...]
+    max_count: int
+    arm_endpoint: str
+    arm_scope: str
+    max_attempts: int
+    retry_base_seconds: int
+    retry_max_seconds: int
+
+    @property
+    def default_cluster(self) -> ClusterRef | None:
+        if not (self.subscription_id and self.resource_group and self.cluster):
+            return None
+        return ClusterRef(self.subscription_id, self.resource_group, self.cluster)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+
+        def text(name: str) -> str:
+            return source.get(name, _DEFAULTS[name]).strip()
+
+        def positive_int(name: str) -> int:
+            raw = text(name)
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+            if value < 1:
+                raise SettingsError(f"{name} must be at least 1, not {value}")
+            return value
+
+        arm_endpoint = text("SCALER_ARM_ENDPOINT").rstrip("/")
+        if not arm_endpoint.startswith("https://"):
+            raise SettingsError(
+                f"SCALER_ARM_ENDPOINT must be an https:// URL (bearer tokens never travel "
+                f"over plain http), not {arm_endpoint!r}"
+            )
+        allowed = tuple(
+            entry.strip() for entry in text("SCALER_ALLOWED_CLUSTERS").split(",") if entry.strip()
+        )
+        for entry in allowed:
+            if entry.count("/") != 1 or not all(entry.split("/")):
+                raise SettingsError(
+                    f"SCALER_ALLOWED_CLUSTERS entry {entry!r} must look like resourceGroup/cluster"
+                )
+        return cls(
+            subscription_id=text("AZURE_SUBSCRIPTION_ID"),
+            client_id=text("AZURE_CLIENT_ID"),
+            resource_group=text("SCALER_RESOURCE_GROUP"),
+            cluster=text("SCALER_CLUSTER"),
+            allowed_clusters=allowed,
+            max_count=positive_int("SCALER_MAX_COUNT"),
+            arm_endpoint=arm_endpoint,
+            arm_scope=text("SCALER_ARM_SCOPE"),
+            max_attempts=positive_int("SCALER_MAX_ATTEMPTS"),
+            retry_base_seconds=positive_int("SCALER_RETRY_BASE_SECONDS"),
+            retry_max_seconds=positive_int("SCALER_RETRY_MAX_SECONDS"),
+        )
