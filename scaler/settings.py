@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scaler.domain.clusters import ClusterRef
+from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
 
 # Queue names are part of the contract with producers and with infra/, so they are fixed.
 INTENTS_QUEUE = "scale-intents"
@@ -129,13 +130,19 @@ class Settings:
                 raise SettingsError(
                     f"SCALER_ALLOWED_CLUSTERS entry {entry!r} must look like resourceGroup/cluster"
                 )
+        max_count = positive_int("SCALER_MAX_COUNT")
+        if max_count > AKS_MAX_NODES_PER_POOL:
+            raise SettingsError(
+                f"SCALER_MAX_COUNT must be at most {AKS_MAX_NODES_PER_POOL} (the AKS limit per "
+                f"pool), not {max_count}"
+            )
         return cls(
             subscription_id=text("AZURE_SUBSCRIPTION_ID"),
             client_id=text("AZURE_CLIENT_ID"),
             resource_group=text("SCALER_RESOURCE_GROUP"),
             cluster=text("SCALER_CLUSTER"),
             allowed_clusters=allowed,
-            max_count=positive_int("SCALER_MAX_COUNT"),
+            max_count=max_count,
             arm_endpoint=arm_endpoint,
             arm_scope=text("SCALER_ARM_SCOPE"),
             max_attempts=positive_int("SCALER_MAX_ATTEMPTS"),
