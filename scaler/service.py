@@ -13,11 +13,12 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
+from scaler.clock import utc_now
 from scaler.domain.clusters import is_allowed
 from scaler.domain.errors import InvalidInput
-from scaler.domain.intents import Intent, IntentDefaults, intent_id_of, parse_intent
+from scaler.domain.intents import Intent, intent_id_of, parse_intent
 from scaler.domain.outcomes import Outcome, Overall, PoolOutcome, PoolResult, Problem, overall_of
 from scaler.domain.planner import Action, PoolPlan, plan_pools
 from scaler.ports import ClusterGateway, GatewayError, MessageGateway, StaleEtag
@@ -28,10 +29,6 @@ log = logging.getLogger("scaler")
 # Reads per intent when writes keep meeting 412 (another writer got there first): the first
 # read, then one re-read per race. Past that the intent is deferred rather than spin.
 MAX_READS_PER_INTENT = 3
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -51,19 +48,23 @@ class ScaleService:
         self,
         settings: Settings,
         clusters: ClusterGateway,
-        messages: MessageGateway,
+        messages: MessageGateway | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
         self._clusters = clusters
         self._messages = messages
         self._clock = clock
-        self._defaults = IntentDefaults(
-            settings.subscription_id, settings.resource_group, settings.cluster, settings.max_count
-        )
+        self._defaults = settings.intent_defaults()
         self._retry = RetryPolicy(
             settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
         )
+
+    @property
+    def _outbox(self) -> MessageGateway:
+        if self._messages is None:  # e.g. the CLI's plan, which only reads
+            raise RuntimeError("this ScaleService was built without a MessageGateway")
+        return self._messages
 
     # -- the queue use case ------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class ScaleService:
 
     def _retry_or_park(self, intent: Intent, outcome: Outcome) -> Outcome:
         if intent.attempt >= self._retry.max_attempts:
-            self._messages.park(intent.to_message())
+            self._outbox.park(intent.to_message())
             last = outcome.problem or next(p.problem for p in outcome.pools if p.problem)
             problem = Problem(
                 "RetriesExhausted",
@@ -168,7 +169,7 @@ class ScaleService:
             + [outcome.problem.retry_after or 0 if outcome.problem else 0]
         )
         delay = self._retry.delay(intent.attempt, retry_after)
-        self._messages.retry_later(replace(intent, attempt=intent.attempt + 1).to_message(), delay)
+        self._outbox.retry_later(replace(intent, attempt=intent.attempt + 1).to_message(), delay)
         return replace(outcome, retry_in_seconds=delay)
 
     def _publish(self, outcome: Outcome) -> Outcome:
@@ -179,7 +180,7 @@ class ScaleService:
             outcome.outcome.value,
             extra={"correlation_id": outcome.intent_id, "outcome": json.dumps(document)},
         )
-        self._messages.publish_outcome(document)
+        self._outbox.publish_outcome(document)
         return outcome
 
 

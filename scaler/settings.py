@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scaler.domain.clusters import ClusterRef
+from scaler.domain.intents import IntentDefaults
 from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
 
 # Queue names are part of the contract with producers and with infra/, so they are fixed.
@@ -98,6 +99,11 @@ class Settings:
         if not (self.subscription_id and self.resource_group and self.cluster):
             return None
         return ClusterRef(self.subscription_id, self.resource_group, self.cluster)
+
+    def intent_defaults(self) -> IntentDefaults:
+        return IntentDefaults(
+            self.subscription_id, self.resource_group, self.cluster, self.max_count
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

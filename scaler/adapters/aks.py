@@ -110,20 +110,25 @@ def _changed_body(current: AgentPool, plan: PoolPlan) -> AgentPool:
 
 
 def _state(pool: AgentPool) -> PoolState:
-    power = pool.power_state.code if pool.power_state and pool.power_state.code else "Running"
+    power = pool.power_state.code if pool.power_state else None
     return PoolState(
         name=str(pool.name),
-        mode=str(pool.mode or "User"),
+        mode=_text(pool.mode, "User"),
         count=int(pool.count or 0),
         autoscale=bool(pool.enable_auto_scaling),
         min_count=pool.min_count,
         max_count=pool.max_count,
-        power=str(power),
-        provisioning_state=str(pool.provisioning_state or "Succeeded"),
+        power=_text(power, "Running"),
+        provisioning_state=_text(pool.provisioning_state, "Succeeded"),
         etag=pool.e_tag,
-        spot=str(pool.scale_set_priority or "").lower() == "spot",
+        spot=_text(pool.scale_set_priority, "Regular").lower() == "spot",
         handle=pool,
     )
+
+
+def _text(value: object, default: str) -> str:
+    # The SDK hands back str-based enums; str() of those is "AgentPoolMode.SYSTEM", not "System".
+    return str(getattr(value, "value", value)) if value else default
 
 
 @contextmanager

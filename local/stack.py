@@ -1,0 +1,69 @@
+"""The local stack: Azurite + the AKS emulator, and the settings that point the app at them.
+
+Used by the run command and by the integration tests, so both exercise the same wiring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from azure.storage.queue import QueueServiceClient
+
+from local.aks_emulator.control import EmulatorProcess
+from local.azurite import AzuriteProcess
+from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE
+
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+# The client id of the app's user-assigned identity, as the emulator's token endpoint sees it.
+LOCAL_CLIENT_ID = "11111111-1111-1111-1111-111111111111"
+
+
+@dataclass
+class LocalStack:
+    azurite: AzuriteProcess
+    emulator: EmulatorProcess
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def queue_service(self) -> QueueServiceClient:
+        return QueueServiceClient.from_connection_string(self.azurite.connection_string)
+
+    def create_queues(self) -> None:
+        with self.queue_service() as service:
+            for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE):
+                with contextlib.suppress(Exception):  # already there after a restart
+                    service.create_queue(name)
+
+
+def app_settings(azurite: AzuriteProcess, emulator: EmulatorProcess) -> dict[str, str]:
+    """What `local.settings.json` would hold: the app's settings for this stack."""
+    return {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "AZURE_SUBSCRIPTION_ID": LOCAL_SUBSCRIPTION,
+        "AZURE_CLIENT_ID": LOCAL_CLIENT_ID,
+        "SCALER_RESOURCE_GROUP": "rg-demo",
+        "SCALER_CLUSTER": "aks-demo",
+        "SCALER_ALLOWED_CLUSTERS": "rg-demo/*",
+        # Short retry delays locally, so a deferred intent visibly comes back within seconds.
+        "SCALER_RETRY_BASE_SECONDS": "2",
+        "SCALER_RETRY_MAX_SECONDS": "30",
+        **emulator.env(),
+    }
+
+
+@contextlib.contextmanager
+def local_stack(
+    operation_seconds: float = 1.0,
+    azurite_ports: dict[str, int] | None = None,
+    log_dir: Path | None = None,
+) -> Iterator[LocalStack]:
+    azurite = AzuriteProcess(log_dir=log_dir)
+    if azurite_ports:
+        azurite.ports = dict(azurite_ports)
+    with azurite, EmulatorProcess(operation_seconds=operation_seconds) as emulator:
+        stack = LocalStack(azurite, emulator, app_settings(azurite, emulator))
+        stack.create_queues()
+        yield stack
