@@ -30,6 +30,8 @@ from scaler.domain.planner import Action, PoolPlan
 from scaler.domain.pools import PoolState
 from scaler.ports import GatewayError, StaleEtag
 
+# MSAL keeps a failed (5xx) token answer for 5 s and replays it; retrying sooner is pointless.
+_TOKEN_RETRY_AFTER_SECONDS = 5
 # Statuses worth another attempt later; everything else from ARM is a permanent answer.
 _TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -142,9 +144,7 @@ def _translated_errors(doing: str) -> Iterator[None]:
         status = error.status_code
         if status is None:
             # No HTTP answer at all: the credential could not get a token.
-            raise GatewayError(
-                "TokenUnavailable", f"{doing}: no access token ({error.message})", transient=True
-            ) from error
+            raise _token_unavailable(doing, error) from error
         code = (error.error.code if error.error else None) or f"Http{status}"
         message = (error.error.message if error.error else None) or str(error.reason)
         raise GatewayError(
@@ -155,13 +155,22 @@ def _translated_errors(doing: str) -> Iterator[None]:
             retry_after=_retry_after(error),
         ) from error
     except ClientAuthenticationError as error:
-        raise GatewayError(
-            "TokenUnavailable", f"{doing}: no access token ({error.message})", transient=True
-        ) from error
+        raise _token_unavailable(doing, error) from error
     except (ServiceRequestError, ServiceResponseError) as error:
         raise GatewayError(
             "ConnectionFailed", f"{doing}: {type(error).__name__}", transient=True
         ) from error
+
+
+def _token_unavailable(
+    doing: str, error: ClientAuthenticationError | HttpResponseError
+) -> GatewayError:
+    return GatewayError(
+        "TokenUnavailable",
+        f"{doing}: no access token ({error.message})",
+        transient=True,
+        retry_after=_TOKEN_RETRY_AFTER_SECONDS,
+    )
 
 
 def _retry_after(error: HttpResponseError) -> int | None:

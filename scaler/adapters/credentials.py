@@ -15,5 +15,6 @@ def build_credential(env: Mapping[str, str], client_id: str) -> TokenCredential:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     if env.get("IDENTITY_ENDPOINT") and env.get("IDENTITY_HEADER"):
-        return ManagedIdentityCredential(client_id=client_id or None)
+        # One quick retry of the token request; beyond that the queue's backoff takes over.
+        return ManagedIdentityCredential(client_id=client_id or None, retry_total=1)
     return DefaultAzureCredential(managed_identity_client_id=client_id or None)

@@ -1,0 +1,48 @@
+"""Managed-identity tokens (App Service protocol) and their check on ARM requests."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+TOKEN_LIFETIME_SECONDS = 8 * 3600
+
+
+class TokenIssuer:
+    """Issues opaque random bearer tokens and remembers them until they expire.
+
+    Tokens survive `reset` on purpose: the app under test caches its token, so a reset between
+    tests must not turn every later ARM call into a 401.
+    """
+
+    def __init__(self, identity_header: str, lifetime: int = TOKEN_LIFETIME_SECONDS) -> None:
+        self.identity_header = identity_header
+        self.lifetime = lifetime
+        self._tokens: dict[str, float] = {}
+
+    def header_ok(self, value: str | None) -> bool:
+        return value is not None and hmac.compare_digest(value, self.identity_header)
+
+    def issue(self, resource: str, client_id: str | None, now: float) -> dict[str, Any]:
+        token = secrets.token_urlsafe(32)
+        expires_on = int(now) + self.lifetime
+        self._tokens[token] = expires_on
+        answer: dict[str, Any] = {
+            "access_token": token,
+            "expires_on": str(expires_on),
+            "resource": resource,
+            "token_type": "Bearer",
+        }
+        if client_id:
+            answer["client_id"] = client_id
+        return answer
+
+    def valid(self, authorization: str | None, now: float) -> bool:
+        if not authorization:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        expires_on = self._tokens.get(token.strip())
+        return expires_on is not None and now < expires_on

@@ -1,0 +1,99 @@
+"""Azurite and the AKS emulator as real processes; the app called through function_app.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from azure.functions.queue import QueueMessage as FunctionsQueueMessage
+from azure.storage.queue import QueueClient
+
+import function_app
+from local.aks_emulator.control import EmulatorControl
+from local.functions_host import registered_functions
+from local.stack import LocalStack, local_stack
+from scaler import bootstrap
+from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE
+
+SUB = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with local_stack(operation_seconds=0.5) as running:
+        yield running
+
+
+@dataclass
+class App:
+    """The function app as the host sees it, plus what the tests read back."""
+
+    stack: LocalStack
+    emulator: EmulatorControl
+
+    def queue(self, name: str) -> QueueClient:
+        return QueueClient.from_connection_string(self.stack.azurite.connection_string, name)
+
+    def deliver(self, body: str | bytes, dequeue_count: int = 1, message_id: str = "m-1") -> None:
+        """Call the queue-triggered function exactly as the worker would."""
+        scale_intents = registered_functions(function_app.app)["scale_intents"]
+        raw = body.encode() if isinstance(body, str) else body
+        message = FunctionsQueueMessage(id=message_id, body=raw, dequeue_count=dequeue_count)
+        scale_intents.get_user_function()(message)
+
+    def take(self, name: str, timeout: float = 0) -> list[dict[str, Any]]:
+        """Receive and delete every visible message of a queue (waiting up to `timeout`)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self.queue(name) as client:
+            while True:
+                messages = list(client.receive_messages(max_messages=32))
+                for message in messages:
+                    client.delete_message(message)
+                if messages or time.monotonic() >= deadline:
+                    return [json.loads(m.content) for m in messages]
+                time.sleep(0.2)
+
+    def results(self) -> list[dict[str, Any]]:
+        return self.take(RESULTS_QUEUE)
+
+    def only_result(self) -> dict[str, Any]:
+        results = self.results()
+        assert len(results) == 1, results
+        return results[0]
+
+    def pool(self, name: str, cluster: str = "aks-demo") -> dict[str, Any]:
+        return self.emulator.pool("rg-demo", cluster, name)
+
+    def arm_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.emulator.requests_log() if not r["path"].startswith("/msi")]
+
+    def lists(self) -> list[dict[str, Any]]:
+        return [r for r in self.arm_requests() if r["method"] == "GET"]
+
+
+@pytest.fixture
+def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    for name, value in stack.settings.items():
+        monkeypatch.setenv(name, value)
+    stack.emulator.control.reset()
+    for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE):
+        with QueueClient.from_connection_string(stack.azurite.connection_string, name) as queue:
+            queue.clear_messages()
+    bootstrap.reset()
+    yield App(stack, stack.emulator.control)
+    bootstrap.reset()
+
+
+@pytest.fixture
+def settings_override(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    def override(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        bootstrap.reset()
+
+    return override
