@@ -44,24 +44,31 @@ def main(argv: list[str] | None = None) -> int:
         help="how long the emulator takes to finish a pool operation (default 5)",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=STATE_DIR,
+        help="where the run writes stack.env and Azurite's log (default .local/)",
+    )
+    parser.add_argument(
         "--no-func", action="store_true", help="use the local host even if `func` is installed"
     )
     args = parser.parse_args(argv)
     console = Console(highlight=False)
     ports = AZURITE_DEFAULT_PORTS if args.ports == "default" else None
 
-    STATE_DIR.mkdir(exist_ok=True)
+    state_dir: Path = args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    with local_stack(args.operation_seconds, ports, STATE_DIR / "azurite") as stack:
-        _write_env_file(stack)
+    with local_stack(args.operation_seconds, ports, state_dir / "azurite") as stack:
+        env_file = _write_env_file(stack, state_dir)
         use_func = shutil.which("func") is not None and not args.no_func
-        _banner(console, stack, use_func)
+        _banner(console, stack, use_func, env_file)
         if use_func:
             return _run_with_func(stack, stop)
-        return _run_with_local_host(stack, stop)
+        return _run_with_local_host(stack, stop, env_file)
 
 
 def _run_with_func(stack: LocalStack, stop: threading.Event) -> int:
@@ -76,7 +83,7 @@ def _run_with_func(stack: LocalStack, stop: threading.Event) -> int:
     return host.wait(timeout=30)
 
 
-def _run_with_local_host(stack: LocalStack, stop: threading.Event) -> int:
+def _run_with_local_host(stack: LocalStack, stop: threading.Event, env_file: Path) -> int:
     os.environ.update(stack.settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     scaler_log = logging.getLogger("scaler")
@@ -93,37 +100,45 @@ def _run_with_local_host(stack: LocalStack, stop: threading.Event) -> int:
             function_app.app, queues, QueueSettings.from_host_json(REPO_ROOT / "host.json")
         )
         host.start()
-        print("LOCAL_STACK_READY", json.dumps(_ready_info(stack)), flush=True)
+        print("LOCAL_STACK_READY", json.dumps(_ready_info(stack, env_file)), flush=True)
         stop.wait()
         host.stop()
         bootstrap.reset()
     return 0
 
 
-def _ready_info(stack: LocalStack) -> dict[str, str]:
+def _ready_info(stack: LocalStack, env_file: Path) -> dict[str, str]:
     return {
         "storage_connection_string": stack.azurite.connection_string,
         "arm_endpoint": stack.emulator.arm_endpoint,
         "ca_bundle": stack.emulator.ca_bundle,
-        "env_file": str(STATE_DIR / "stack.env"),
+        "env_file": str(env_file),
     }
 
 
-def _write_env_file(stack: LocalStack) -> None:
+def _write_env_file(stack: LocalStack, state_dir: Path) -> Path:
     """For a second terminal: `set -a; . .local/stack.env; set +a` points the CLI here."""
-    lines = [f"{name}='{value}'" for name, value in stack.settings.items()]
-    (STATE_DIR / "stack.env").write_text("\n".join(lines) + "\n")
+    path = state_dir / "stack.env"
+    path.write_text("".join(f"{name}='{value}'\n" for name, value in stack.settings.items()))
+    return path
 
 
-def _banner(console: Console, stack: LocalStack, use_func: bool) -> None:
+def _banner(console: Console, stack: LocalStack, use_func: bool, env_file: Path) -> None:
     host = "func start" if use_func else "the local Functions host (Core Tools not found)"
     console.print(f"[bold]AKS pool scaler, local run[/] — function app under {host}")
     console.print(f"  Azurite queues   {stack.azurite.ports['queue']} (blob/table too)")
     console.print(f"  AKS emulator     {stack.emulator.arm_endpoint} (cluster rg-demo/aks-demo)")
     console.print("  In another terminal:")
-    console.print("    set -a; . .local/stack.env; set +a")
+    console.print(f"    set -a; . {_relative(env_file)}; set +a")
     console.print("    .venv/bin/python -m scaler send examples/scale-batch.json")
     console.print("  Ctrl+C stops everything.\n")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

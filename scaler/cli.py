@@ -26,6 +26,8 @@ from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, parse_intent
 from scaler.settings import INTENTS_QUEUE, STORAGE_CONNECTION, Settings, SettingsError
 
+# A person or a pipeline is waiting: a few quick retries, then a clear error.
+SEND_RETRIES: dict[str, Any] = {"retry_total": 2, "initial_backoff": 1, "increment_base": 1}
 EXIT_INVALID = 1
 EXIT_UNREACHABLE = 3
 
@@ -114,11 +116,18 @@ def _send(args: argparse.Namespace, out: Console) -> int:
     )
     try:
         if connection_string:
-            queue = QueueClient.from_connection_string(connection_string, args.queue)
+            queue = QueueClient.from_connection_string(
+                connection_string, args.queue, **SEND_RETRIES
+            )
         elif args.account_url:
             from azure.identity import DefaultAzureCredential
 
-            queue = QueueClient(args.account_url, args.queue, credential=DefaultAzureCredential())
+            queue = QueueClient(
+                args.account_url,
+                args.queue,
+                credential=DefaultAzureCredential(),
+                **SEND_RETRIES,
+            )
         else:
             raise CliError(
                 "say where to send: --connection-string, --account-url, or set "
