@@ -22,4 +22,6 @@ def scale_intents(msg: func.QueueMessage) -> None:
     logging.getLogger("scaler").debug(
         "message %s, delivery %s", msg.id, getattr(msg, "dequeue_count", None)
     )
-    bootstrap.scale_service().handle_queue_message(msg.get_body(), message_id=msg.id)
+    bootstrap.scale_service().handle_queue_message(
+        msg.get_body(), message_id=msg.id, enqueued_at=msg.insertion_time
+    )

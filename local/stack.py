@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from local.aks_emulator.control import EmulatorProcess
 from local.azurite import AzuriteProcess
-from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE
+from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, STATE_TABLE
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 # The client id of the app's user-assigned identity, as the emulator's token endpoint sees it.
@@ -30,11 +32,17 @@ class LocalStack:
     def queue_service(self) -> QueueServiceClient:
         return QueueServiceClient.from_connection_string(self.azurite.connection_string)
 
-    def create_queues(self) -> None:
+    def table_service(self) -> TableServiceClient:
+        return TableServiceClient.from_connection_string(self.azurite.connection_string)
+
+    def create_storage(self) -> None:
+        """What infra/ creates in Azure: the three queues and the state table."""
         with self.queue_service() as service:
             for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE):
-                with contextlib.suppress(Exception):  # already there after a restart
+                with contextlib.suppress(ResourceExistsError):  # already there after a restart
                     service.create_queue(name)
+        with self.table_service() as tables:
+            tables.create_table_if_not_exists(STATE_TABLE)
 
 
 def app_settings(azurite: AzuriteProcess, emulator: EmulatorProcess) -> dict[str, str]:
@@ -65,5 +73,5 @@ def local_stack(
         azurite.ports = dict(azurite_ports)
     with azurite, EmulatorProcess(operation_seconds=operation_seconds) as emulator:
         stack = LocalStack(azurite, emulator, app_settings(azurite, emulator))
-        stack.create_queues()
+        stack.create_storage()
         yield stack

@@ -5,42 +5,65 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scaler.service import ScaleService
 from scaler.settings import Settings
 
+if TYPE_CHECKING:  # the SDKs load on the first message, not on a cold start
+    from azure.core.credentials import TokenCredential
+
+
+@dataclass
+class _Process:
+    service: ScaleService
+    credential: TokenCredential
+    closers: list[object]
+
+
 _lock = threading.Lock()
-_service: ScaleService | None = None
-_closers: list[object] = []
+_process: _Process | None = None
 
 
 def scale_service() -> ScaleService:
-    """The process-wide service. SDK imports happen here, on first use, not at import time:
-    a cold Functions instance loads `function_app` before it gets its first message."""
-    global _service
+    return _built().service
+
+
+def credential() -> TokenCredential:
+    """The one identity every client of this process uses."""
+    return _built().credential
+
+
+def _built() -> _Process:
+    """SDK imports happen here, on first use, not at import time: a cold Functions instance
+    loads `function_app` before it gets its first message."""
+    global _process
     with _lock:
-        if _service is None:
+        if _process is None:
             from scaler.adapters.aks import AksGateway
             from scaler.adapters.credentials import build_credential
             from scaler.adapters.queues import QueueMessages, queue_service
+            from scaler.adapters.state import TableState, table_service
 
             env = dict(os.environ)
             settings = Settings.from_env(env)
-            credential = build_credential(env, settings.client_id)
-            clusters = AksGateway(credential, settings.arm_endpoint, settings.arm_scope)
-            messages = QueueMessages(queue_service(env, credential))
-            _closers.extend([clusters, messages, credential])
-            _service = ScaleService(settings, clusters, messages)
-        return _service
+            identity = build_credential(env, settings.client_id)
+            clusters = AksGateway(identity, settings.arm_endpoint, settings.arm_scope)
+            messages = QueueMessages(queue_service(env, identity))
+            state = TableState(table_service(env, identity))
+            service = ScaleService(settings, clusters, messages, state)
+            _process = _Process(service, identity, [clusters, messages, state, identity])
+        return _process
 
 
 def reset() -> None:
-    """Close every client and forget the service, so the next call rebuilds from settings."""
-    global _service
+    """Close every client and forget them, so the next call rebuilds from settings."""
+    global _process
     with _lock:
-        for closer in _closers:
-            close = getattr(closer, "close", None)
-            if close is not None:
-                close()
-        _closers.clear()
-        _service = None
+        if _process is not None:
+            for closer in _process.closers:
+                close = getattr(closer, "close", None)
+                if close is not None:
+                    close()
+        _process = None

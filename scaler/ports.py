@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.planner import PoolPlan
+from scaler.domain.pool_records import PoolRecord
 from scaler.domain.pools import PoolState
 
 
@@ -50,3 +51,19 @@ class MessageGateway(Protocol):
     def park(self, message: dict[str, Any]) -> None:
         """Move an intent whose retries are spent to the poison queue."""
         ...
+
+
+class StateStore(Protocol):
+    def pool_records(self, cluster: ClusterRef) -> dict[str, PoolRecord]:
+        """One read: every pool record of the cluster."""
+        ...
+
+    def save_pool_record(
+        self, cluster: ClusterRef, record: PoolRecord, replacing: PoolRecord | None
+    ) -> bool:
+        """Conditional write; False when another writer changed the record first."""
+        ...
+
+    def finished(self, intent_id: str) -> bool: ...
+
+    def mark_finished(self, intent_id: str, outcome: str) -> None: ...

@@ -1,10 +1,8 @@
-"""Use cases: the one path every entry point takes to change pools.
+"""Use cases: what each entry point does, around the shared core (`scaler.applier`).
 
-    validate → guardrails → read pools (one ARM read per cluster) → plan → start writes
-
-`apply_intent` is that path; `handle_queue_message` adds what the queue needs around it
-(parsing the message, retrying transient failures later, parking spent ones, publishing the
-outcome). The timer trigger will call `apply_intent` too.
+handle_queue_message   parse → drop duplicates → claim pools (latest intent wins, holds)
+                       → apply → retry later / park / finish → publish the outcome
+apply_intent           the core alone (the CLI's `plan`)
 """
 
 from __future__ import annotations
@@ -15,20 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from scaler.applier import Applier
 from scaler.clock import utc_now
-from scaler.domain.clusters import is_allowed
 from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, intent_id_of, parse_intent
 from scaler.domain.outcomes import Outcome, Overall, PoolOutcome, PoolResult, Problem, overall_of
-from scaler.domain.planner import Action, PoolPlan, plan_pools
-from scaler.ports import ClusterGateway, GatewayError, MessageGateway, StaleEtag
+from scaler.domain.planner import Action
+from scaler.domain.pool_records import Claim, PoolRecord, claim
+from scaler.domain.pools import PoolRequest
+from scaler.ports import ClusterGateway, MessageGateway, StateStore
 from scaler.settings import Settings
 
 log = logging.getLogger("scaler")
 
-# Reads per intent when writes keep meeting 412 (another writer got there first): the first
-# read, then one re-read per race. Past that the intent is deferred rather than spin.
-MAX_READS_PER_INTENT = 3
+# Rounds of read-decide-write on the pool records when concurrent intents race for a pool.
+MAX_CLAIM_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -49,12 +48,14 @@ class ScaleService:
         settings: Settings,
         clusters: ClusterGateway,
         messages: MessageGateway | None = None,
+        state: StateStore | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
-        self._clusters = clusters
         self._messages = messages
+        self._state = state
         self._clock = clock
+        self._applier = Applier(settings, clusters, clock)
         self._defaults = settings.intent_defaults()
         self._retry = RetryPolicy(
             settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds
@@ -66,11 +67,23 @@ class ScaleService:
             raise RuntimeError("this ScaleService was built without a MessageGateway")
         return self._messages
 
+    @property
+    def _store(self) -> StateStore:
+        if self._state is None:
+            raise RuntimeError("this ScaleService was built without a StateStore")
+        return self._state
+
     # -- the queue use case ------------------------------------------------------------------
 
-    def handle_queue_message(self, body: bytes | str, message_id: str | None = None) -> Outcome:
-        """Everything the queue trigger does with one message. Raises only when storage itself
-        fails, so the host's own retry (host.json) takes the message back."""
+    def handle_queue_message(
+        self,
+        body: bytes | str,
+        message_id: str | None = None,
+        enqueued_at: datetime | None = None,
+    ) -> Outcome | None:
+        """Everything the queue trigger does with one message. Returns None for a second
+        delivery of an intent that already has its final outcome. Raises only when storage
+        itself fails, so the host's own retry (host.json) takes the message back."""
         try:
             intent = self.parse(body)
         except InvalidInput as error:
@@ -83,74 +96,85 @@ class ScaleService:
                 message_id=message_id,
             )
             return self._publish(outcome)
-        outcome = replace(self.apply_intent(intent, source="queue"), message_id=message_id)
+        if intent.issued_at is None:
+            # Order by when the producer enqueued it; retries carry this time along.
+            intent = replace(intent, issued_at=enqueued_at or self._clock())
+        if self._store.finished(intent.id):
+            log.info(
+                "intent %s already has its final outcome; duplicate delivery ignored",
+                intent.id,
+                extra={"correlation_id": intent.id},
+            )
+            return None
+        outcome = replace(self._apply_latest(intent), message_id=message_id)
         if outcome.outcome is Overall.DEFERRED:
             outcome = self._retry_or_park(intent, outcome)
-        return self._publish(outcome)
+        self._publish(outcome)
+        if outcome.final:
+            self._store.mark_finished(intent.id, outcome.outcome.value)
+        return outcome
 
     def parse(self, body: bytes | str) -> Intent:
         return parse_intent(body, self._defaults, self._clock())
 
-    # -- the shared core ---------------------------------------------------------------------
-
     def apply_intent(self, intent: Intent, source: str) -> Outcome:
-        base = Outcome(
-            intent_id=intent.id,
-            outcome=Overall.REJECTED,
-            at=self._clock(),
-            source=source,
-            cluster_id=intent.cluster.resource_id,
-            attempt=intent.attempt,
-            reason=intent.reason,
-        )
-        if not is_allowed(
-            intent.cluster, self._settings.allowed_clusters, self._settings.default_cluster
-        ):
-            return replace(
-                base,
-                problem=Problem(
-                    "ClusterNotAllowed",
-                    f"cluster {intent.cluster.short_name} is not in SCALER_ALLOWED_CLUSTERS",
-                    field="cluster",
-                ),
-            )
-        try:
-            pools = self._converge(intent)
-        except GatewayError as error:
-            # The read itself failed: nothing was planned, nothing was written.
-            problem = Problem(error.code, error.message, retry_after=error.retry_after)
-            overall = Overall.DEFERRED if error.transient else Overall.REJECTED
-            return replace(base, outcome=overall, problem=problem)
-        return replace(base, outcome=overall_of(pools), pools=tuple(pools))
+        return self._applier.apply(intent, source)
 
-    def _converge(self, intent: Intent) -> list[PoolOutcome]:
-        done: dict[str, PoolOutcome] = {}
-        pending = dict(intent.pools)
-        for read in range(MAX_READS_PER_INTENT):
-            plans = plan_pools(self._clusters.list_pools(intent.cluster), pending)
-            if read == 0 and any(p.refusal and not p.refusal.transient for p in plans):
-                # All or nothing: one refused pool means the intent as sent is wrong.
-                return [_refused_or_skipped(plan) for plan in plans]
-            pending = {}
-            for plan in plans:
-                if intent.dry_run or not plan.needs_write:
-                    done[plan.name] = _without_write(plan, intent.dry_run)
-                    continue
-                try:
-                    after = self._clusters.start_update(intent.cluster, plan)
-                except StaleEtag:
-                    pending[plan.name] = plan.requested
-                    continue
-                except GatewayError as error:
-                    done[plan.name] = _failed(plan, error)
-                    continue
-                done[plan.name] = PoolOutcome.from_plan(plan, PoolResult.STARTED, after=after)
-            if not pending:
+    # -- latest intent wins ------------------------------------------------------------------
+
+    def _apply_latest(self, intent: Intent) -> Outcome:
+        """Apply the pools this intent is (still) the newest for; report the others stale."""
+        if intent.dry_run or self._applier.not_allowed(intent):
+            return self._applier.apply(intent, "queue")  # records nothing
+        claimed, superseded = self._claim_pools(intent)
+        stale = [_stale(intent, record) for record in superseded]
+        if not claimed:
+            return Outcome(
+                intent_id=intent.id,
+                outcome=Overall.STALE,
+                at=self._clock(),
+                source="queue",
+                cluster_id=intent.cluster.resource_id,
+                attempt=intent.attempt,
+                reason=intent.reason,
+                pools=tuple(stale),
+            )
+        outcome = self._applier.apply(replace(intent, pools=claimed), "queue")
+        if intent.hold_until is not None:
+            outcome = replace(outcome, hold_until=intent.hold_until)
+        if not stale or not outcome.pools:
+            return outcome
+        order = list(intent.pools)
+        pools = sorted([*outcome.pools, *stale], key=lambda pool: order.index(pool.pool))
+        return replace(outcome, pools=tuple(pools), outcome=overall_of(pools))
+
+    def _claim_pools(self, intent: Intent) -> tuple[dict[str, PoolRequest], list[PoolRecord]]:
+        assert intent.issued_at is not None
+        claimed: dict[str, PoolRequest] = {}
+        superseded: list[PoolRecord] = []
+        undecided = dict(intent.pools)
+        for _ in range(MAX_CLAIM_ROUNDS):
+            records = self._store.pool_records(intent.cluster)
+            for pool, request in list(undecided.items()):
+                mine = PoolRecord(pool, intent.id, intent.issued_at, request, intent.hold_until)
+                recorded = records.get(pool)
+                verdict = claim(mine, recorded)
+                if verdict is Claim.STALE:
+                    assert recorded is not None
+                    superseded.append(recorded)
+                elif verdict is Claim.NEWER and not self._store.save_pool_record(
+                    intent.cluster, mine, recorded
+                ):
+                    continue  # someone else wrote it meanwhile: read again and decide again
+                else:
+                    claimed[pool] = request
+                del undecided[pool]
+            if not undecided:
                 break
-        for plan in plans:
-            if plan.name in pending:
-                done[plan.name] = _failed(plan, StaleEtag("the pool kept changing under us"))
-        return [done[name] for name in intent.pools]
+        # Pools still contested after every round go to the newest by the next delivery.
+        for pool in undecided:
+            claimed[pool] = undecided[pool]
+        return claimed, superseded
 
     # -- retries -----------------------------------------------------------------------------
 
@@ -184,24 +208,15 @@ class ScaleService:
         return outcome
 
 
-def _without_write(plan: PoolPlan, dry_run: bool) -> PoolOutcome:
-    # Only transient refusals (a busy pool) get here; a dry run reports them and is done.
-    problem = Problem(plan.refusal.code, plan.refusal.message) if plan.refusal else None
-    if plan.action is Action.NONE:
-        return PoolOutcome.from_plan(plan, PoolResult.UNCHANGED)
-    if dry_run:
-        return PoolOutcome.from_plan(plan, PoolResult.WOULD_CHANGE, problem=problem)
-    return PoolOutcome.from_plan(plan, PoolResult.DEFERRED, problem=problem)
-
-
-def _refused_or_skipped(plan: PoolPlan) -> PoolOutcome:
-    if plan.refusal is None or plan.refusal.transient:
-        return PoolOutcome.from_plan(plan, PoolResult.NOT_ATTEMPTED)
-    problem = Problem(plan.refusal.code, plan.refusal.message, field=f"pools.{plan.name}")
-    return PoolOutcome.from_plan(plan, PoolResult.REFUSED, problem=problem)
-
-
-def _failed(plan: PoolPlan, error: GatewayError) -> PoolOutcome:
-    result = PoolResult.DEFERRED if error.transient else PoolResult.FAILED
-    problem = Problem(error.code, error.message, retry_after=error.retry_after)
-    return PoolOutcome.from_plan(plan, result, problem=problem)
+def _stale(intent: Intent, newer: PoolRecord) -> PoolOutcome:
+    return PoolOutcome(
+        pool=newer.pool,
+        requested=intent.pools[newer.pool].to_json(),
+        action=Action.NONE,
+        result=PoolResult.STALE,
+        problem=Problem(
+            "Superseded",
+            f"intent {newer.intent_id} issued at {newer.issued_at.isoformat()} asked for this "
+            "pool later and wins",
+        ),
+    )

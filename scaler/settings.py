@@ -18,6 +18,8 @@ from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
 INTENTS_QUEUE = "scale-intents"
 POISON_QUEUE = f"{INTENTS_QUEUE}-poison"  # the name the Functions host uses for poison messages
 RESULTS_QUEUE = "scale-results"
+# Pool records (latest intent per pool, holds) and finished intents.
+STATE_TABLE = "scalerstate"
 
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
 

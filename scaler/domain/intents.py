@@ -14,8 +14,10 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import isodate
 
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.errors import InvalidInput
@@ -25,6 +27,9 @@ from scaler.domain.pools import PoolRequest, json_type, parse_pool_name, parse_p
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_POOLS_PER_INTENT = 100
 MAX_REASON_CHARS = 1000
+# A hold outlives its intent; a month is long enough for any planned exception and short enough
+# that a forgotten hold does not pin a pool for good.
+MAX_HOLD = timedelta(days=31)
 
 # Set by the app itself when it re-enqueues an intent after a transient failure.
 RETRY_FIELD = "_retry"
@@ -39,6 +44,8 @@ FIELDS = frozenset(
         "expires_at",
         "dry_run",
         "reason",
+        "hold",
+        "hold_until",
         RETRY_FIELD,
     }
 )
@@ -68,6 +75,8 @@ class Intent:
     expires_at: datetime | None = None
     dry_run: bool = False
     reason: str | None = None
+    # Until when the schedule must leave these pools alone (the timer respects it).
+    hold_until: datetime | None = None
     attempt: int = 1
 
     def to_message(self) -> dict[str, Any]:
@@ -87,6 +96,8 @@ class Intent:
             message["dry_run"] = True
         if self.reason:
             message["reason"] = self.reason
+        if self.hold_until:
+            message["hold_until"] = self.hold_until.isoformat()
         if self.attempt > 1:
             message[RETRY_FIELD] = {"attempt": self.attempt}
         return message
@@ -143,6 +154,10 @@ def intent_from_json(
         )
     if issued_at is not None and expires_at is not None and expires_at <= issued_at:
         raise InvalidInput("expires_at", "must be later than issued_at")
+    dry_run = _flag(document, "dry_run")
+    hold_until = _hold_until(document, issued_at or now, now)
+    if hold_until is not None and dry_run:
+        raise InvalidInput("hold", "a dry run changes nothing, so it cannot hold anything")
 
     return Intent(
         id=_text(document, "id", "", _ID) or str(uuid.uuid4()),
@@ -150,8 +165,9 @@ def intent_from_json(
         pools=_pools(document["pools"], defaults.max_count),
         issued_at=issued_at,
         expires_at=expires_at,
-        dry_run=_flag(document, "dry_run"),
+        dry_run=dry_run,
         reason=_reason(document),
+        hold_until=hold_until,
         attempt=_attempt(document),
     )
 
@@ -211,6 +227,32 @@ def _timestamp(document: Mapping[str, Any], name: str) -> datetime | None:
     if moment.tzinfo is None:
         raise InvalidInput(name, f"{value!r} has no time zone; add Z or an offset like +01:00")
     return moment
+
+
+def _hold_until(document: Mapping[str, Any], start: datetime, now: datetime) -> datetime | None:
+    """`hold` (an ISO-8601 duration from issued_at, e.g. "PT3H") or `hold_until` (a time)."""
+    if "hold" in document and "hold_until" in document:
+        raise InvalidInput("hold", "give hold or hold_until, not both")
+    if "hold" in document:
+        value = document["hold"]
+        try:
+            duration = isodate.parse_duration(value) if isinstance(value, str) else None
+        except (isodate.ISO8601Error, ValueError):
+            duration = None
+        if not isinstance(duration, timedelta) or duration <= timedelta(0):
+            raise InvalidInput(
+                "hold", f"{value!r} is not a positive ISO-8601 duration like PT3H or P1DT12H"
+            )
+        until: datetime | None = start + duration
+    else:
+        until = _timestamp(document, "hold_until")
+    if until is None:
+        return None
+    if until <= now:
+        raise InvalidInput("hold", f"the hold would already have ended at {until.isoformat()}")
+    if until - now > MAX_HOLD:
+        raise InvalidInput("hold", f"a hold lasts at most {MAX_HOLD.days} days")
+    return until
 
 
 def _flag(document: Mapping[str, Any], name: str) -> bool:

@@ -7,7 +7,7 @@ One outcome per processing attempt; `final` says whether more will follow for th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,7 @@ class Overall(StrEnum):
     REJECTED = "rejected"  # can never succeed as sent: invalid, not allowed, refused by AKS
     DRY_RUN = "dry_run"  # planned only
     POISONED = "poisoned"  # retry budget spent; the message is parked in the poison queue
+    STALE = "stale"  # a newer intent is recorded for every pool of this one: nothing applied
 
 
 class PoolResult(StrEnum):
@@ -32,9 +33,9 @@ class PoolResult(StrEnum):
     REFUSED = "refused"  # a guardrail or AKS rule: permanent
     DEFERRED = "deferred"  # transient: retried with the intent
     FAILED = "failed"  # Resource Manager refused the write: permanent
-    NOT_ATTEMPTED = (
-        "not_attempted"  # another pool of the intent was refused, so nothing was written
-    )
+    # Another pool of the intent was refused, so nothing was written.
+    NOT_ATTEMPTED = "not_attempted"
+    STALE = "stale"  # a newer intent asked for this pool: it wins
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Outcome:
     reason: str | None = None
     message_id: str | None = None
     retry_in_seconds: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    hold_until: datetime | None = None
 
     @property
     def final(self) -> bool:
@@ -112,7 +113,8 @@ class Outcome:
         }
         if self.retry_in_seconds is not None:
             data["retry_in_seconds"] = self.retry_in_seconds
-        data.update(self.extra)
+        if self.hold_until is not None:
+            data["hold"] = {"set_at": self.at.isoformat(), "until": self.hold_until.isoformat()}
         return data
 
 
@@ -120,6 +122,8 @@ def overall_of(pools: Iterable[PoolOutcome]) -> Overall:
     """Deferred beats everything (the retry re-plans, so pools already started are unchanged
     then); otherwise a permanent failure makes the intent rejected."""
     results = {pool.result for pool in pools}
+    if results == {PoolResult.STALE}:
+        return Overall.STALE
     if PoolResult.DEFERRED in results:
         return Overall.DEFERRED
     if results & {PoolResult.REFUSED, PoolResult.FAILED}:

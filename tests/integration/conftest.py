@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from local.aks_emulator.control import EmulatorControl
 from local.functions_host import registered_functions
 from local.stack import LocalStack, local_stack
 from scaler import bootstrap
-from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE
+from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, STATE_TABLE
 
 SUB = "00000000-0000-0000-0000-000000000000"
 
@@ -44,18 +45,18 @@ class App:
         message = FunctionsQueueMessage(id=message_id, body=raw, dequeue_count=dequeue_count)
         scale_intents.get_user_function()(message)
 
-    def take(self, name: str, timeout: float = 0) -> list[dict[str, Any]]:
-        """Receive and delete every visible message of a queue (waiting up to `timeout`)."""
-        import time
-
+    def take(self, name: str, timeout: float = 0, count: int = 1) -> list[dict[str, Any]]:
+        """Receive and delete the visible messages of a queue, waiting up to `timeout` for at
+        least `count` of them."""
         deadline = time.monotonic() + timeout
+        taken: list[dict[str, Any]] = []
         with self.queue(name) as client:
             while True:
-                messages = list(client.receive_messages(max_messages=32))
-                for message in messages:
+                for message in client.receive_messages(max_messages=32):
                     client.delete_message(message)
-                if messages or time.monotonic() >= deadline:
-                    return [json.loads(m.content) for m in messages]
+                    taken.append(json.loads(message.content))
+                if len(taken) >= count or time.monotonic() >= deadline:
+                    return taken
                 time.sleep(0.2)
 
     def results(self) -> list[dict[str, Any]]:
@@ -84,6 +85,9 @@ def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE):
         with QueueClient.from_connection_string(stack.azurite.connection_string, name) as queue:
             queue.clear_messages()
+    with stack.table_service() as tables:  # forget pool records and finished intents
+        tables.delete_table(STATE_TABLE)
+        tables.create_table(STATE_TABLE)
     bootstrap.reset()
     yield App(stack, stack.emulator.control)
     bootstrap.reset()

@@ -181,8 +181,7 @@ def test_logs_carry_the_correlation_id_and_no_secrets(
     assert json.loads(records[0].outcome)["pools"][0]["pool"] == "batch"  # type: ignore[attr-defined]
     # The token the app really holds (its credential caches it), the identity endpoint's secret
     # header and the storage key: none may appear in a log line or an outcome.
-    service = bootstrap.scale_service()
-    token = service._clusters._credential.get_token(service._settings.arm_scope).token  # type: ignore[attr-defined]
+    token = bootstrap.credential().get_token("https://management.azure.com/.default").token
     secrets = [token, app.stack.settings["IDENTITY_HEADER"], "AccountKey="]
     everything = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
     everything += json.dumps(app.results())

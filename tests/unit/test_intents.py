@@ -104,8 +104,8 @@ def test_round_trip_through_the_queue_form_keeps_the_intent() -> None:
         ('{"pools": [1]}', "pools: must be a non-empty object of pool name → desired state"),
         (
             '{"pools": {"batch": 1}, "clustr": "x"}',
-            "clustr: unknown field (allowed: cluster, dry_run, expires_at, id, issued_at, pools, "
-            "reason, resource_group, subscription_id)",
+            "clustr: unknown field (allowed: cluster, dry_run, expires_at, hold, hold_until, id, "
+            "issued_at, pools, reason, resource_group, subscription_id)",
         ),
         ('{"pools": {"batch": -1}}', "pools.batch: must not be negative, got -1"),
         ('{"pools": {"batch": {"count": -2}}}', "pools.batch.count: must not be negative, got -2"),
@@ -229,3 +229,13 @@ def test_no_default_cluster_means_the_intent_must_name_one() -> None:
     assert str(raised.value) == (
         "subscription_id: is required: the intent names none and no default is configured"
     )
+
+
+def test_hold_is_counted_from_issued_at_or_now() -> None:
+    issued = parse('{"pools": {"batch": 10}, "hold": "PT3H", "issued_at": "2026-11-23T11:30:00Z"}')
+    assert issued.hold_until == datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+    fresh = parse('{"pools": {"batch": 10}, "hold": "P1DT12H"}')
+    assert fresh.hold_until == datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
+    until = parse('{"pools": {"batch": 10}, "hold_until": "2026-11-23T18:00:00+01:00"}')
+    assert until.hold_until == datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    assert parse(json.dumps(until.to_message())).hold_until == until.hold_until
