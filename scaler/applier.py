@@ -9,7 +9,7 @@ around it, the timer adds the schedule, the CLI's `plan` calls it with `dry_run`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from scaler.domain.clusters import is_allowed
@@ -22,6 +22,21 @@ from scaler.settings import Settings
 # Reads per intent when writes keep meeting 412 (another writer got there first): the first
 # read, then one re-read per race. Past that the intent is deferred rather than spin.
 MAX_READS_PER_INTENT = 3
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the core treats an intent; the entry point chooses."""
+
+    # One refused pool rejects the whole intent: a queue intent is what someone sent, and half
+    # of a mistaken intent is still a mistake. A schedule converges every pool it can.
+    all_or_nothing: bool = True
+    # A size asked of a stopped pool starts it first (the schedule) or is refused (an intent).
+    start_stopped: bool = False
+
+
+INTENT = Mode()
+SCHEDULE = Mode(all_or_nothing=False, start_stopped=True)
 
 
 class Applier:
@@ -42,7 +57,7 @@ class Applier:
             field="cluster",
         )
 
-    def apply(self, intent: Intent, source: str) -> Outcome:
+    def apply(self, intent: Intent, source: str, mode: Mode = INTENT) -> Outcome:
         base = Outcome(
             intent_id=intent.id,
             outcome=Overall.REJECTED,
@@ -56,7 +71,7 @@ class Applier:
         if problem is not None:
             return replace(base, problem=problem)
         try:
-            pools = self._converge(intent)
+            pools = self._converge(intent, mode)
         except GatewayError as error:
             # The read itself failed: nothing was planned, nothing was written.
             problem = Problem(error.code, error.message, retry_after=error.retry_after)
@@ -64,16 +79,20 @@ class Applier:
             return replace(base, outcome=overall, problem=problem)
         return replace(base, outcome=overall_of(pools), pools=tuple(pools))
 
-    def _converge(self, intent: Intent) -> list[PoolOutcome]:
+    def _converge(self, intent: Intent, mode: Mode) -> list[PoolOutcome]:
         done: dict[str, PoolOutcome] = {}
         pending = dict(intent.pools)
         for read in range(MAX_READS_PER_INTENT):
-            plans = plan_pools(self._clusters.list_pools(intent.cluster), pending)
-            if read == 0 and any(p.refusal and not p.refusal.transient for p in plans):
-                # All or nothing: one refused pool means the intent as sent is wrong.
+            current = self._clusters.list_pools(intent.cluster)
+            plans = plan_pools(current, pending, mode.start_stopped)
+            refused = [p for p in plans if p.refusal and not p.refusal.transient]
+            if refused and mode.all_or_nothing and read == 0:
                 return [_refused_or_skipped(plan) for plan in plans]
             pending = {}
             for plan in plans:
+                if plan in refused:
+                    done[plan.name] = _refused_or_skipped(plan)
+                    continue
                 if intent.dry_run or not plan.needs_write:
                     done[plan.name] = _without_write(plan, intent.dry_run)
                     continue

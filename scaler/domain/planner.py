@@ -47,13 +47,22 @@ class PoolPlan:
 
 
 def plan_pools(
-    current: Iterable[PoolState], requested: Mapping[str, PoolRequest]
+    current: Iterable[PoolState],
+    requested: Mapping[str, PoolRequest],
+    start_stopped: bool = False,
 ) -> list[PoolPlan]:
     by_name = {pool.name: pool for pool in current}
-    return [plan_pool(by_name.get(name), name, request) for name, request in requested.items()]
+    return [
+        plan_pool(by_name.get(name), name, request, start_stopped)
+        for name, request in requested.items()
+    ]
 
 
-def plan_pool(pool: PoolState | None, name: str, request: PoolRequest) -> PoolPlan:
+def plan_pool(
+    pool: PoolState | None, name: str, request: PoolRequest, start_stopped: bool = False
+) -> PoolPlan:
+    """`start_stopped`: a size asked of a stopped pool starts it (AKS cannot scale a stopped
+    pool); the size follows on a later run. The schedule wants that; an intent is refused."""
     if pool is None:
         return PoolPlan(
             name,
@@ -63,6 +72,8 @@ def plan_pool(pool: PoolState | None, name: str, request: PoolRequest) -> PoolPl
             refusal=_refused("PoolNotFound", f"pool '{name}' does not exist in this cluster"),
         )
     action, target, refusal = _decide(pool, request)
+    if start_stopped and refusal is not None and refusal.code == STOPPED:
+        action, target, refusal = Action.START, None, None
     if refusal is None and action is not Action.NONE and pool.is_busy:
         # AKS answers 409 to any write while an operation runs: wait rather than ask.
         refusal = Refusal(
@@ -141,9 +152,12 @@ def _refused(code: str, message: str) -> Refusal:
     return Refusal(code, message)
 
 
+STOPPED = "PoolStopped"
+
+
 def _stopped(name: str) -> Refusal:
     return _refused(
-        "PoolStopped",
+        STOPPED,
         f'pool \'{name}\' is stopped; start it with {{"power": "Running"}} first '
         "(it resumes with its previous size), then scale it",
     )

@@ -138,3 +138,14 @@ def test_a_busy_pool_already_as_asked_needs_nothing() -> None:
 def test_only_the_requested_pools_are_planned_in_request_order() -> None:
     plans = plan_pools([SYSTEM, MANUAL, AUTO], {"web": Autoscale(2, 10), "batch": ManualCount(4)})
     assert [(p.name, p.action) for p in plans] == [("web", Action.NONE), ("batch", Action.SCALE)]
+
+
+@pytest.mark.parametrize("request_", [ManualCount(3), Autoscale(1, 3)])
+def test_the_schedule_starts_a_stopped_pool_before_sizing_it(request_: PoolRequest) -> None:
+    plan = plan_pool(STOPPED, "gpu", request_, start_stopped=True)
+    assert plan.refusal is None and plan.action is Action.START
+
+
+def test_start_stopped_does_not_lift_other_refusals() -> None:
+    plan = plan_pool(SYSTEM, "system", ManualCount(0), start_stopped=True)
+    assert plan.refusal is not None and plan.refusal.code == "SystemPoolMinimum"
