@@ -25,3 +25,13 @@ def scale_intents(msg: func.QueueMessage) -> None:
     bootstrap.scale_service().handle_queue_message(
         msg.get_body(), message_id=msg.id, enqueued_at=msg.insertion_time
     )
+
+
+@app.function_name("scale_schedule")
+@app.timer_trigger(
+    arg_name="timer", schedule="%SCALER_TIMER_SCHEDULE%", use_monitor=True, run_on_startup=False
+)
+def scale_schedule(timer: func.TimerRequest) -> None:
+    """Converge the scheduled clusters to the schedule's state of now. A late (past-due) run
+    needs no catching up: the desired state is computed for the moment it runs."""
+    bootstrap.scale_service().run_schedule(past_due=timer.past_due)

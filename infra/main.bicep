@@ -47,6 +47,9 @@ param producerPrincipalIds string = ''
 @description('NCRONTAB schedule of the timer trigger (six fields, seconds first).')
 param timerSchedule string = '0 */5 * * * *'
 
+@description('container/blob in the app storage account holding the schedule (read on every run, so it changes without a redeploy). Empty: the schedule.toml deployed with the code.')
+param scheduleBlob string = ''
+
 @description('Comma-separated resourceGroup/cluster entries intents may target. Empty: only the cluster above. Clusters other than that one also need their own role assignment.')
 param allowedClusters string = ''
 
@@ -181,6 +184,7 @@ module functionApp 'app/function.bicep' = {
     clusterName: aksClusterName
     allowedClusters: allowedClusters
     timerSchedule: timerSchedule
+    scheduleBlob: scheduleBlob
     maxNodeCount: maxNodeCount
     maxAttempts: maxAttempts
     retryBaseSeconds: retryBaseSeconds

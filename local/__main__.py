@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         help="how long the emulator takes to finish a pool operation (default 5)",
     )
     parser.add_argument(
+        "--timer-seconds",
+        type=float,
+        default=30.0,
+        help="fire the schedule timer this often with the local host (0: never; default 30)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=STATE_DIR,
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         _banner(console, stack, use_func, env_file)
         if use_func:
             return _run_with_func(stack, stop)
-        return _run_with_local_host(stack, stop, env_file)
+        return _run_with_local_host(stack, stop, env_file, args.timer_seconds)
 
 
 def _run_with_func(stack: LocalStack, stop: threading.Event) -> int:
@@ -83,7 +89,9 @@ def _run_with_func(stack: LocalStack, stop: threading.Event) -> int:
     return host.wait(timeout=30)
 
 
-def _run_with_local_host(stack: LocalStack, stop: threading.Event, env_file: Path) -> int:
+def _run_with_local_host(
+    stack: LocalStack, stop: threading.Event, env_file: Path, timer_seconds: float
+) -> int:
     os.environ.update(stack.settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     scaler_log = logging.getLogger("scaler")
@@ -97,7 +105,10 @@ def _run_with_local_host(stack: LocalStack, stop: threading.Event, env_file: Pat
 
     with stack.queue_service() as queues:
         host = LocalFunctionsHost(
-            function_app.app, queues, QueueSettings.from_host_json(REPO_ROOT / "host.json")
+            function_app.app,
+            queues,
+            QueueSettings.from_host_json(REPO_ROOT / "host.json"),
+            timer_interval_seconds=timer_seconds or None,
         )
         host.start()
         print("LOCAL_STACK_READY", json.dumps(_ready_info(stack, env_file)), flush=True)
@@ -130,7 +141,7 @@ def _banner(console: Console, stack: LocalStack, use_func: bool, env_file: Path)
     console.print(f"  AKS emulator     {stack.emulator.arm_endpoint} (cluster rg-demo/aks-demo)")
     console.print("  In another terminal:")
     console.print(f"    set -a; . {_relative(env_file)}; set +a")
-    console.print("    .venv/bin/python -m scaler send examples/scale-batch.json")
+    console.print("    .venv/bin/python -m scaler send examples/intent.json")
     console.print("  Ctrl+C stops everything.\n")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage as FunctionsQueueMessage
+from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueMessage, QueueServiceClient
 
 log = logging.getLogger("local.host")
@@ -185,12 +186,15 @@ class LocalFunctionsHost:
     # -- timers ------------------------------------------------------------------------------
 
     def _run_timer(self, user_function: Callable[..., Any]) -> None:
+        """Fire at start-up, then every interval (the real host follows the NCRONTAB)."""
         assert self._timer_interval
-        while not self._stop.wait(self._timer_interval):
+        while True:
             try:
-                user_function(func.TimerRequest(past_due=False))
+                user_function(TimerRequest(past_due=False))
             except Exception:
                 log.exception("timer function failed")
+            if self._stop.wait(self._timer_interval):
+                return
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)

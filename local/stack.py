@@ -58,6 +58,8 @@ def app_settings(azurite: AzuriteProcess, emulator: EmulatorProcess) -> dict[str
         # Short retry delays locally, so a deferred intent visibly comes back within seconds.
         "SCALER_RETRY_BASE_SECONDS": "2",
         "SCALER_RETRY_MAX_SECONDS": "30",
+        # func start fires the schedule timer every 30 s locally (every 5 minutes in Azure).
+        "SCALER_TIMER_SCHEDULE": "*/30 * * * * *",
         **emulator.env(),
     }
 

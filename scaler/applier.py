@@ -49,7 +49,12 @@ class Applier:
 
     def not_allowed(self, intent: Intent) -> Problem | None:
         settings = self._settings
-        if is_allowed(intent.cluster, settings.allowed_clusters, settings.default_cluster):
+        if is_allowed(
+            intent.cluster,
+            settings.allowed_clusters,
+            settings.default_cluster,
+            settings.subscription_id,
+        ):
             return None
         return Problem(
             "ClusterNotAllowed",

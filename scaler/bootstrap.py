@@ -44,6 +44,7 @@ def _built() -> _Process:
             from scaler.adapters.aks import AksGateway
             from scaler.adapters.credentials import build_credential
             from scaler.adapters.queues import QueueMessages, queue_service
+            from scaler.adapters.schedule_source import schedule_source
             from scaler.adapters.state import TableState, table_service
 
             env = dict(os.environ)
@@ -52,8 +53,10 @@ def _built() -> _Process:
             clusters = AksGateway(identity, settings.arm_endpoint, settings.arm_scope)
             messages = QueueMessages(queue_service(env, identity))
             state = TableState(table_service(env, identity))
-            service = ScaleService(settings, clusters, messages, state)
-            _process = _Process(service, identity, [clusters, messages, state, identity])
+            schedule = schedule_source(settings, env, identity)
+            service = ScaleService(settings, clusters, messages, state, schedule)
+            closers = [clusters, messages, state, schedule, identity]
+            _process = _Process(service, identity, closers)
         return _process
 
 

@@ -3,6 +3,7 @@
     validate FILE   check an intent file; exit 1 with the error if it is not valid
     send FILE       validate, then put the intent on the scale-intents queue
     plan FILE       show what the intent would change on the cluster (reads only, no writes)
+    schedule check FILE / schedule preview FILE   validate a schedule, or show what it does
 
 FILE may be `-` for standard input. Settings (default cluster, SCALER_MAX_COUNT, ...) come from
 the same environment variables as the app, so `validate` judges an intent as the app will.
@@ -19,23 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from scaler.cli_errors import EXIT_INVALID, EXIT_UNREACHABLE, CliError
 from scaler.clock import utc_now
 from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, parse_intent
+from scaler.schedule_cli import add_schedule_commands
 from scaler.settings import INTENTS_QUEUE, STORAGE_CONNECTION, Settings, SettingsError
 
 # A person or a pipeline is waiting: a few quick retries, then a clear error.
 SEND_RETRIES: dict[str, Any] = {"retry_total": 2, "initial_backoff": 1, "increment_base": 1}
-EXIT_INVALID = 1
-EXIT_UNREACHABLE = 3
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args, out))
     except CliError as error:
-        err.print(f"[red]error:[/] {error}", markup=True, soft_wrap=True)
+        # Errors quote user input, which may hold [brackets]: never read it as markup.
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         return error.code
 
 
@@ -97,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("file", help="intent JSON file, or - for standard input")
     plan.add_argument("--json", action="store_true", help="print the outcome document as JSON")
     plan.set_defaults(run=_plan)
+
+    add_schedule_commands(commands)
     return parser
 
 

@@ -67,3 +67,9 @@ class StateStore(Protocol):
     def finished(self, intent_id: str) -> bool: ...
 
     def mark_finished(self, intent_id: str, outcome: str) -> None: ...
+
+
+class ScheduleSource(Protocol):
+    def read(self) -> tuple[str, str]:
+        """The schedule document and a name for it in messages; InvalidInput if unreadable."""
+        ...

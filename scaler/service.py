@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from scaler.applier import Applier
+from scaler.applier import SCHEDULE, Applier
 from scaler.clock import utc_now
+from scaler.domain.clusters import ClusterRef
 from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, intent_id_of, parse_intent
 from scaler.domain.outcomes import Outcome, Overall, PoolOutcome, PoolResult, Problem, overall_of
 from scaler.domain.planner import Action
 from scaler.domain.pool_records import Claim, PoolRecord, claim
 from scaler.domain.pools import PoolRequest
-from scaler.ports import ClusterGateway, MessageGateway, StateStore
+from scaler.domain.schedule import load_schedule
+from scaler.ports import ClusterGateway, MessageGateway, ScheduleSource, StateStore
 from scaler.settings import Settings
 
 log = logging.getLogger("scaler")
@@ -49,11 +51,13 @@ class ScaleService:
         clusters: ClusterGateway,
         messages: MessageGateway | None = None,
         state: StateStore | None = None,
+        schedule: ScheduleSource | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settings = settings
         self._messages = messages
         self._state = state
+        self._schedule = schedule
         self._clock = clock
         self._applier = Applier(settings, clusters, clock)
         self._defaults = settings.intent_defaults()
@@ -119,6 +123,85 @@ class ScaleService:
 
     def apply_intent(self, intent: Intent, source: str) -> Outcome:
         return self._applier.apply(intent, source)
+
+    # -- the timer use case ------------------------------------------------------------------
+
+    def run_schedule(self, past_due: bool = False) -> list[Outcome]:
+        """Converge every scheduled cluster to the schedule's state at this instant. A broken
+        schedule changes nothing; a failing cluster does not stop the others. Each run is
+        idempotent: a converged cluster costs one read and no write."""
+        if self._schedule is None:
+            raise RuntimeError("this ScaleService was built without a ScheduleSource")
+        now = self._clock()
+        run_id = f"schedule-{now:%Y%m%dT%H%M%SZ}"
+        if past_due:
+            log.warning(
+                "schedule run %s is late (past due); converging to the state of now", run_id
+            )
+        try:
+            text, source = self._schedule.read()
+            schedule = load_schedule(text, source, self._settings.max_count, now)
+        except InvalidInput as error:
+            problem = Problem("InvalidSchedule", str(error), field=error.field or None)
+            refused = Outcome(run_id, Overall.REJECTED, now, "timer", problem=problem)
+            return [self._publish(refused)]
+        for warning in schedule.warnings:
+            log.warning("schedule %s: %s", source, warning)
+        outcomes = []
+        for target, pools in schedule.desired_at(now).items():
+            cluster = target.ref(self._settings.subscription_id)
+            intent = Intent(f"{run_id}-{target.key.replace('/', '-')}", cluster, pools, now)
+            try:
+                outcome = self._converge_scheduled(intent, now, source)
+            except Exception as error:  # one broken cluster must not stop the others
+                log.exception("schedule run %s failed for %s", run_id, target.key)
+                problem = Problem("ScheduleRunFailed", f"{type(error).__name__}: {error}")
+                outcome = Outcome(
+                    intent.id,
+                    Overall.DEFERRED,
+                    now,
+                    "timer",
+                    cluster_id=cluster.resource_id,
+                    problem=problem,
+                )
+            if outcome.outcome is Overall.UNCHANGED:
+                log.debug("schedule run %s: %s unchanged", run_id, target.key)
+            else:
+                self._publish(outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _converge_scheduled(self, intent: Intent, now: datetime, source: str) -> Outcome:
+        records = self._store.pool_records(intent.cluster)
+        self._forget_expired_holds(intent.cluster, records.values(), now)
+        held = {name: r for name, r in records.items() if name in intent.pools and r.holds_at(now)}
+        wanted = {name: want for name, want in intent.pools.items() if name not in held}
+        to_apply = replace(intent, pools=wanted, reason=f"schedule {source}")
+        if wanted:
+            outcome = self._applier.apply(to_apply, "timer", SCHEDULE)
+        else:  # every scheduled pool is held: not even a read
+            outcome = Outcome(
+                intent.id,
+                Overall.UNCHANGED,
+                now,
+                "timer",
+                cluster_id=intent.cluster.resource_id,
+                reason=to_apply.reason,
+            )
+        if not held:
+            return outcome
+        pools = [*outcome.pools, *(_held(r, intent.pools[name]) for name, r in held.items())]
+        # Without pool outcomes (a failed read) the outcome stands as it is.
+        overall = overall_of(pools) if outcome.pools else outcome.outcome
+        return replace(outcome, pools=tuple(pools), outcome=overall)
+
+    def _forget_expired_holds(
+        self, cluster: ClusterRef, records: Iterable[PoolRecord], now: datetime
+    ) -> None:
+        for record in records:
+            if record.hold_until is not None and not record.holds_at(now):
+                # Conditional: if an intent rewrote the record meanwhile, its version stands.
+                self._store.save_pool_record(cluster, replace(record, hold_until=None), record)
 
     # -- latest intent wins ------------------------------------------------------------------
 
@@ -206,6 +289,20 @@ class ScaleService:
         )
         self._outbox.publish_outcome(document)
         return outcome
+
+
+def _held(record: PoolRecord, scheduled: PoolRequest) -> PoolOutcome:
+    assert record.hold_until is not None
+    return PoolOutcome(
+        pool=record.pool,
+        requested=scheduled.to_json(),
+        action=Action.NONE,
+        result=PoolResult.HELD,
+        problem=Problem(
+            "Held",
+            f"intent {record.intent_id} holds this pool until {record.hold_until.isoformat()}",
+        ),
+    )
 
 
 def _stale(intent: Intent, newer: PoolRecord) -> PoolOutcome:

@@ -51,8 +51,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "SCALER_ALLOWED_CLUSTERS",
         "",
-        "Comma-separated `resourceGroup/cluster` entries intents may target; `*` matches a "
-        "whole segment. Empty: only the default cluster.",
+        "Comma-separated clusters intents may target: `resourceGroup/cluster` (in "
+        "AZURE_SUBSCRIPTION_ID) or `subscriptionId/resourceGroup/cluster`; `*` matches a whole "
+        "segment. Empty: only the default cluster.",
     ),
     SettingSpec("SCALER_MAX_COUNT", "100", "Largest node count or maxCount an intent may ask for."),
     SettingSpec(
@@ -77,6 +78,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "First retry delay; it doubles per attempt and never undercuts ARM's Retry-After.",
     ),
     SettingSpec("SCALER_RETRY_MAX_SECONDS", "900", "Longest delay between two attempts."),
+    SettingSpec(
+        "SCALER_TIMER_SCHEDULE",
+        "0 */5 * * * *",
+        "NCRONTAB of the schedule timer (read by the Functions host).",
+    ),
+    SettingSpec(
+        "SCALER_SCHEDULE_FILE",
+        "schedule.toml",
+        "The schedule file, relative to the app's folder (beside function_app.py).",
+    ),
+    SettingSpec(
+        "SCALER_SCHEDULE_BLOB",
+        "",
+        "`container/blob` in the app's storage account holding the schedule; when set it is "
+        "read on every run instead of the file, so it changes without a redeploy.",
+    ),
 )
 
 _DEFAULTS = {spec.name: spec.default for spec in SETTINGS}
@@ -95,6 +112,8 @@ class Settings:
     max_attempts: int
     retry_base_seconds: int
     retry_max_seconds: int
+    schedule_file: str
+    schedule_blob: str
 
     @property
     def default_cluster(self) -> ClusterRef | None:
@@ -134,9 +153,10 @@ class Settings:
             entry.strip() for entry in text("SCALER_ALLOWED_CLUSTERS").split(",") if entry.strip()
         )
         for entry in allowed:
-            if entry.count("/") != 1 or not all(entry.split("/")):
+            if entry.count("/") not in (1, 2) or not all(entry.split("/")):
                 raise SettingsError(
-                    f"SCALER_ALLOWED_CLUSTERS entry {entry!r} must look like resourceGroup/cluster"
+                    f"SCALER_ALLOWED_CLUSTERS entry {entry!r} must look like resourceGroup/cluster "
+                    "or subscriptionId/resourceGroup/cluster"
                 )
         max_count = positive_int("SCALER_MAX_COUNT")
         if max_count > AKS_MAX_NODES_PER_POOL:
@@ -156,4 +176,13 @@ class Settings:
             max_attempts=positive_int("SCALER_MAX_ATTEMPTS"),
             retry_base_seconds=positive_int("SCALER_RETRY_BASE_SECONDS"),
             retry_max_seconds=positive_int("SCALER_RETRY_MAX_SECONDS"),
+            schedule_file=text("SCALER_SCHEDULE_FILE"),
+            schedule_blob=_blob_name(text("SCALER_SCHEDULE_BLOB")),
         )
+
+
+def _blob_name(value: str) -> str:
+    container, _, blob = value.partition("/")
+    if value and not (container and blob):
+        raise SettingsError(f"SCALER_SCHEDULE_BLOB must look like container/blob, not {value!r}")
+    return value

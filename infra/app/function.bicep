@@ -21,6 +21,7 @@ param clusterResourceGroupName string
 param clusterName string
 param allowedClusters string
 param timerSchedule string
+param scheduleBlob string
 param maxNodeCount int
 param maxAttempts int
 param retryBaseSeconds int
@@ -162,6 +163,15 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SCALER_TIMER_SCHEDULE'
           value: timerSchedule
+        }
+        {
+          // Deployed beside function_app.py; SCALER_SCHEDULE_BLOB overrides it when set.
+          name: 'SCALER_SCHEDULE_FILE'
+          value: 'schedule.toml'
+        }
+        {
+          name: 'SCALER_SCHEDULE_BLOB'
+          value: scheduleBlob
         }
       ]
     }

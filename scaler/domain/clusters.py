@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# ARM's naming rules, checked with fullmatch wherever a name comes from outside.
+SUBSCRIPTION_ID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+RESOURCE_GROUP_NAME = re.compile(r"[-\w.()]{0,89}[-\w()]")
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9]([-_A-Za-z0-9]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -23,25 +29,39 @@ class ClusterRef:
         return f"{self.resource_group}/{self.name}"
 
 
-def is_allowed(cluster: ClusterRef, allowlist: tuple[str, ...], default: ClusterRef | None) -> bool:
-    """`resourceGroup/cluster` entries; `*` matches a whole segment. Empty list: the default only.
+def is_allowed(
+    cluster: ClusterRef,
+    allowlist: tuple[str, ...],
+    default: ClusterRef | None,
+    home_subscription: str,
+) -> bool:
+    """Entries are `resourceGroup/cluster` (in the app's own subscription, `home_subscription`)
+    or `subscriptionId/resourceGroup/cluster`; `*` matches a whole segment, never part of one.
+    An empty list allows the default cluster only.
 
-    Resource group names are case-insensitive in ARM, so the comparison is too; a wildcard never
-    matches part of a name, which keeps `rg-*`-style surprises out of a security check.
-    """
+    Names compare case-insensitively, as ARM does, but only over ASCII: Unicode case folding
+    would let look-alikes such as the Kelvin sign (K) match an entry's "k"."""
     if not allowlist:
-        return default is not None and _same(cluster, default)
-    rg, name = cluster.resource_group.lower(), cluster.name.lower()
+        return default is not None and _key(cluster) == _key(default)
+    subscription, rg, name = _key(cluster)
     for entry in allowlist:
-        allowed_rg, _, allowed_name = entry.lower().partition("/")
-        if allowed_rg in ("*", rg) and allowed_name in ("*", name):
+        parts = _fold(entry).split("/")
+        if len(parts) == 2:
+            parts = [_fold(home_subscription) or "\0", *parts]  # no home: matches nothing
+        if all(
+            allowed in ("*", actual)
+            for allowed, actual in zip(parts, (subscription, rg, name), strict=True)
+        ):
             return True
     return False
 
 
-def _same(a: ClusterRef, b: ClusterRef) -> bool:
-    return (
-        a.subscription_id.lower() == b.subscription_id.lower()
-        and a.resource_group.lower() == b.resource_group.lower()
-        and a.name.lower() == b.name.lower()
-    )
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+def _key(cluster: ClusterRef) -> tuple[str, str, str]:
+    return _fold(cluster.subscription_id), _fold(cluster.resource_group), _fold(cluster.name)

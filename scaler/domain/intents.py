@@ -19,8 +19,8 @@ from typing import Any
 
 import isodate
 
-from scaler.domain.clusters import ClusterRef
-from scaler.domain.errors import InvalidInput
+from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
+from scaler.domain.errors import InvalidInput, field_name
 from scaler.domain.pools import PoolRequest, json_type, parse_pool_name, parse_pool_request
 
 # A storage queue message holds at most 64 KiB; anything larger did not come from a queue.
@@ -50,10 +50,7 @@ FIELDS = frozenset(
     }
 )
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_SUBSCRIPTION = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
-_CLUSTER = re.compile(r"^[A-Za-z0-9]([-_A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,12 @@ def decode_message(body: bytes | str) -> dict[str, Any]:
     """Message text → JSON object. Accepts plain JSON and base64-encoded JSON: producers differ
     (the Python SDK sends plain text, the portal and many tools base64), and JSON text can never
     be valid base64 because `{` is outside the base64 alphabet, so the two cannot be confused."""
-    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    try:
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    except UnicodeEncodeError as error:  # a str holding a lone surrogate
+        raise InvalidInput(
+            "", f"message is not UTF-8 text (bad character at {error.start})"
+        ) from None
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidInput(
             "", f"message is {len(raw)} bytes; a queue message holds at most {MAX_MESSAGE_BYTES}"
@@ -121,6 +123,12 @@ def decode_message(body: bytes | str) -> dict[str, Any]:
         raise InvalidInput(
             "", f"message is not JSON ({error.msg} at position {error.pos})"
         ) from None
+    except RecursionError:
+        raise InvalidInput("", "message is not an intent (JSON nested too deeply)") from None
+    except InvalidInput:  # from the hooks: duplicate keys, NaN
+        raise
+    except ValueError as error:  # e.g. an integer longer than Python's int_max_str_digits
+        raise InvalidInput("", f"message is not an intent ({error})") from None
     if not isinstance(value, dict):
         raise InvalidInput("", f"an intent must be a JSON object, not {json_type(value)}")
     return value
@@ -138,13 +146,18 @@ def intent_from_json(
     unknown = sorted(set(document) - FIELDS)
     if unknown:
         raise InvalidInput(
-            unknown[0], f"unknown field (allowed: {', '.join(sorted(FIELDS - {RETRY_FIELD}))})"
+            field_name(unknown[0]),
+            f"unknown field (allowed: {', '.join(sorted(FIELDS - {RETRY_FIELD}))})",
         )
 
     cluster = ClusterRef(
-        subscription_id=_text(document, "subscription_id", defaults.subscription_id, _SUBSCRIPTION),
-        resource_group=_text(document, "resource_group", defaults.resource_group, _RESOURCE_GROUP),
-        name=_text(document, "cluster", defaults.cluster, _CLUSTER),
+        subscription_id=_text(
+            document, "subscription_id", defaults.subscription_id, SUBSCRIPTION_ID
+        ),
+        resource_group=_text(
+            document, "resource_group", defaults.resource_group, RESOURCE_GROUP_NAME
+        ),
+        name=_text(document, "cluster", defaults.cluster, CLUSTER_NAME),
     )
     issued_at = _timestamp(document, "issued_at")
     expires_at = _timestamp(document, "expires_at")
@@ -178,7 +191,7 @@ def intent_id_of(body: bytes | str) -> str | None:
         candidate = decode_message(body).get("id")
     except InvalidInput:
         return None
-    return candidate if isinstance(candidate, str) and _ID.match(candidate) else None
+    return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None
 
 
 def _from_seed_shorthand(document: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -209,7 +222,7 @@ def _text(document: Mapping[str, Any], name: str, default: str, pattern: re.Patt
         raise InvalidInput(name, "is required: the intent names none and no default is configured")
     if not isinstance(value, str):
         raise InvalidInput(name, f"must be a string, got {json_type(value)}")
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise InvalidInput(name, f"{value!r} is not a valid {name.replace('_', ' ')}")
     return value
 
@@ -301,7 +314,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise InvalidInput(key, "appears twice in the same object")
+            raise InvalidInput(field_name(key), "appears twice in the same object")
         result[key] = value
     return result
 

@@ -36,6 +36,7 @@ class PoolResult(StrEnum):
     # Another pool of the intent was refused, so nothing was written.
     NOT_ATTEMPTED = "not_attempted"
     STALE = "stale"  # a newer intent asked for this pool: it wins
+    HELD = "held"  # the schedule leaves the pool alone: a queue intent holds it
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from scaler.domain.errors import InvalidInput
 # AKS allows up to 1,000 nodes per VMSS pool; SCALER_MAX_COUNT caps requests lower.
 AKS_MAX_NODES_PER_POOL = 1000
 # Linux pool names: lowercase letters and digits, starting with a letter, at most 12 characters.
-POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+POOL_NAME = re.compile(r"[a-z][a-z0-9]{0,11}")
 
 PowerCode: TypeAlias = Literal["Running", "Stopped"]
 
@@ -96,7 +96,7 @@ class PoolState:
 
 
 def parse_pool_name(name: object, where: str) -> str:
-    if not isinstance(name, str) or not POOL_NAME.match(name):
+    if not isinstance(name, str) or not POOL_NAME.fullmatch(name):
         raise InvalidInput(
             where,
             f"{name!r} is not an AKS pool name (lowercase letters and digits, starting with a "

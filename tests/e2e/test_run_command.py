@@ -1,5 +1,6 @@
-"""The README's run command, end to end: start it, send an intent with the CLI from a second
-"terminal", watch the emulator's pool change and the outcome arrive, stop it cleanly."""
+"""The README's run command, end to end: start it, watch the timer move the emulator's pools
+to the shipped schedule, send the README's intent with the CLI from a second "terminal", see
+it applied and held against the schedule, stop it cleanly."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.queue import QueueClient
 
 from local.aks_emulator.control import EmulatorControl
+from scaler.domain.pools import Autoscale, PoolRequest, Power
+from scaler.domain.schedule import load_schedule
 from scaler.settings import RESULTS_QUEUE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +46,34 @@ def _port_open(url: str) -> bool:
         return probe.connect_ex((host, int(port))) == 0
 
 
+def _matches(pool: dict[str, Any], want: PoolRequest) -> bool:
+    """Is the emulator's pool in the state a schedule asks for?"""
+    if isinstance(want, Power):
+        return bool(pool["powerState"]["code"] == want.code)
+    if isinstance(want, Autoscale):
+        return bool(pool.get("enableAutoScaling")) and (
+            pool.get("minCount"),
+            pool.get("maxCount"),
+        ) == (
+            want.min_count,
+            want.max_count,
+        )
+    if want.count == 0 and pool["powerState"]["code"] == "Stopped":
+        return True  # a stopped pool runs no nodes, as the planner sees it
+    return bool(pool["count"] == want.count and pool["powerState"]["code"] == "Running")
+
+
+def _wait_for(
+    condition: Callable[[], bool], what: str, output: list[str], timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n" + "".join(output)
+        time.sleep(0.3)
+
+
 @pytest.mark.e2e
-def test_run_command_processes_an_intent_sent_from_the_cli(tmp_path: Path) -> None:
+def test_run_command_follows_the_schedule_and_applies_a_held_intent(tmp_path: Path) -> None:
     command = [
         str(REPO_ROOT / "scripts" / "run-local"),
         "--ports",
@@ -49,6 +81,8 @@ def test_run_command_processes_an_intent_sent_from_the_cli(tmp_path: Path) -> No
         "--no-func",
         "--operation-seconds",
         "0.5",
+        "--timer-seconds",
+        "2",
         "--state-dir",
         str(tmp_path / "state"),
     ]
@@ -82,12 +116,25 @@ def test_run_command_processes_an_intent_sent_from_the_cli(tmp_path: Path) -> No
             if line.startswith("LOCAL_STACK_READY "):
                 ready = json.loads(line.split(" ", 1)[1])
         assert ready is not None, "".join(output)
+        emulator = EmulatorControl(ready["arm_endpoint"], ready["ca_bundle"])
 
-        intent = tmp_path / "intent.json"
-        intent.write_text('{"id": "e2e-1", "pools": {"batch": 6}, "reason": "end to end"}')
+        # The timer fires at start-up: the pools follow the schedule shipped in the repo.
+        shipped = (REPO_ROOT / "schedule.toml").read_text()
+        desired = load_schedule(shipped, "schedule.toml", 100).desired_at(datetime.now(UTC))
+        wanted = next(
+            pools for target, pools in desired.items() if target.key == "rg-demo/aks-demo"
+        )
+
+        def follows_schedule() -> bool:
+            pools = emulator.pools()["rg-demo/aks-demo"]
+            return all(_matches(pools[name], want) for name, want in wanted.items())
+
+        _wait_for(follows_schedule, "the pools to follow schedule.toml", output)
+
+        # A second terminal sends the README's example intent, which holds its pools.
         cli_env = {**os.environ, **_read_env_file(Path(ready["env_file"]))}
         sent = subprocess.run(
-            [sys.executable, "-m", "scaler", "send", str(intent)],
+            [sys.executable, "-m", "scaler", "send", "examples/intent.json"],
             cwd=REPO_ROOT,
             env=cli_env,
             capture_output=True,
@@ -95,23 +142,29 @@ def test_run_command_processes_an_intent_sent_from_the_cli(tmp_path: Path) -> No
             timeout=60,
         )
         assert sent.returncode == 0, sent.stderr
-        assert "sent intent e2e-1 to scale-intents" in sent.stdout
+        assert "sent intent example-1 to scale-intents" in sent.stdout
 
-        emulator = EmulatorControl(ready["arm_endpoint"], ready["ca_bundle"])
         results = QueueClient.from_connection_string(
             ready["storage_connection_string"], RESULTS_QUEUE
         )
-        outcome = None
-        deadline = time.monotonic() + 30
-        while outcome is None and time.monotonic() < deadline:
-            for message in results.receive_messages():
-                outcome = json.loads(message.content)
-            time.sleep(0.2)
-        assert outcome is not None, "".join(output)
-        assert (outcome["intent_id"], outcome["outcome"]) == ("e2e-1", "applied")
-        assert emulator.pool("rg-demo", "aks-demo", "batch")["count"] == 6
-        assert len(emulator.writes()) == 1
-        assert any("applied" in line and "intent=e2e-1" in line for line in output)
+        outcomes: list[dict[str, Any]] = []
+
+        def intent_applied() -> bool:
+            outcomes.extend(
+                json.loads(m.content) for m in results.receive_messages(max_messages=32)
+            )
+            return any(
+                o["intent_id"] == "example-1" and o["outcome"] == "applied" for o in outcomes
+            )
+
+        _wait_for(intent_applied, "the intent's outcome on scale-results", output)
+        assert any(o["source"] == "timer" and o["outcome"] == "applied" for o in outcomes)
+        assert any("applied" in line and "intent=example-1" in line for line in output)
+
+        time.sleep(5)  # two more timer runs: the hold keeps the schedule off these pools
+        web = emulator.pool("rg-demo", "aks-demo", "web")
+        assert (web["minCount"], web["maxCount"]) == (2, 8)
+        assert emulator.pool("rg-demo", "aks-demo", "spot")["count"] == 3
         results.close()
         emulator.close()
     finally:

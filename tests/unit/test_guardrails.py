@@ -11,6 +11,7 @@ from scaler.service import RetryPolicy
 from scaler.settings import SETTINGS, Settings, SettingsError
 
 SUB = "00000000-0000-0000-0000-000000000000"
+OTHER = "11111111-2222-3333-4444-555555555555"
 DEFAULT = ClusterRef(SUB, "rg-demo", "aks-demo")
 
 
@@ -27,14 +28,27 @@ DEFAULT = ClusterRef(SUB, "rg-demo", "aks-demo")
         (("rg-*/aks-demo",), ClusterRef(SUB, "rg-demo", "aks-demo"), False),  # * is a whole segment
         (("rg-a/one", "rg-b/two"), ClusterRef(SUB, "rg-b", "two"), True),
         (("rg-a/one", "rg-b/two"), ClusterRef(SUB, "rg-a", "two"), False),
+        # Two-part entries mean the app's own subscription; other subscriptions need three parts.
+        (("rg-demo/*",), ClusterRef(OTHER, "rg-demo", "aks-demo"), False),
+        ((f"{OTHER}/rg-demo/aks-demo",), ClusterRef(OTHER, "rg-demo", "aks-demo"), True),
+        ((f"{OTHER}/rg-demo/aks-demo",), ClusterRef(SUB, "rg-demo", "aks-demo"), False),
+        (("*/rg-demo/aks-demo",), ClusterRef(OTHER, "RG-Demo", "aks-demo"), True),
+        # Only ASCII folds: the Kelvin sign is not "k", whatever str.lower() thinks.
+        (("rg-k8s/*",), ClusterRef(SUB, "rg-\u212a8s", "aks"), False),
+        (("rg-k8s/*",), ClusterRef(SUB, "RG-K8S", "aks"), True),
     ],
 )
 def test_allowlist(allowlist: tuple[str, ...], cluster: ClusterRef, allowed: bool) -> None:
-    assert is_allowed(cluster, allowlist, DEFAULT) is allowed
+    assert is_allowed(cluster, allowlist, DEFAULT, SUB) is allowed
 
 
 def test_no_default_and_no_allowlist_allows_nothing() -> None:
-    assert not is_allowed(DEFAULT, (), None)
+    assert not is_allowed(DEFAULT, (), None, SUB)
+
+
+def test_two_part_entries_match_nothing_without_a_home_subscription() -> None:
+    assert not is_allowed(DEFAULT, ("rg-demo/*",), None, "")
+    assert is_allowed(DEFAULT, (f"{SUB}/rg-demo/*",), None, "")
 
 
 def test_settings_defaults_and_parsing() -> None:
@@ -60,7 +74,8 @@ def test_settings_defaults_and_parsing() -> None:
         ),
         (
             {"SCALER_ALLOWED_CLUSTERS": "aks-prod"},
-            "SCALER_ALLOWED_CLUSTERS entry 'aks-prod' must look like resourceGroup/cluster",
+            "SCALER_ALLOWED_CLUSTERS entry 'aks-prod' must look like resourceGroup/cluster or "
+            "subscriptionId/resourceGroup/cluster",
         ),
     ],
 )

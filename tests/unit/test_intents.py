@@ -208,6 +208,40 @@ def test_bad_intents_are_rejected_with_a_specific_error(body: str | bytes, error
     assert str(raised.value) == error
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("[" * 5000 + "]" * 5000, "message is not an intent (JSON nested too deeply)"),
+        (
+            '{"pools": {"batch": 1' + "0" * 5000 + "}}",
+            "message is not an intent (Exceeds the limit (4300 digits) for integer string conversion: value has 5001 digits; use sys.set_int_max_str_digits() to increase the limit)",
+        ),
+        ('{"pools": {"batch": 1}, "\ud800": 1}', None),
+        (
+            '{"pools": {"batch": 1}, "": 1}',
+            '"": unknown field (allowed: cluster, dry_run, expires_at, hold, hold_until, id, issued_at, pools, reason, resource_group, subscription_id)',
+        ),
+    ],
+    ids=["deep-nesting", "huge-integer", "escaped-surrogate-key", "empty-key"],
+)
+def test_hostile_json_is_rejected_not_raised(body: str, error: str | None) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse(body)
+    if error is not None:
+        assert str(raised.value) == error
+
+
+def test_a_lone_surrogate_in_a_text_body_is_rejected() -> None:
+    with pytest.raises(InvalidInput, match=r"message is not UTF-8 text \(bad character at 1\)"):
+        parse('{\ud800"pools": {"batch": 1}}')
+
+
+def test_errors_quoting_huge_input_stay_small() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse('{"pools": {"batch": 1}, "' + "k" * 60_000 + '": 1}')
+    assert len(str(raised.value)) < 1200 and raised.value.field.endswith("…")
+
+
 def test_an_oversized_message_is_rejected_before_parsing() -> None:
     body = '{"pools": {"batch": 1}, "reason": "' + "x" * 70_000 + '"}'
     with pytest.raises(

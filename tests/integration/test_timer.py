@@ -1,0 +1,230 @@
+"""The schedule timer through function_app.py against Azurite and the AKS emulator: zero
+writes on a converged cluster, the right write at a window boundary, holds respected then
+expired, a broken schedule changes nothing, a broken cluster does not stop the others.
+
+Time is moved with time-machine a few minutes around the real clock, so tokens and storage
+request dates stay plausible for the real processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from azure.data.tables import TableClient
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
+
+import function_app
+from local.functions_host import registered_functions
+from scaler.settings import STATE_TABLE
+from tests.integration.conftest import App
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+# A minute boundary a little ahead of now: the window under test opens there.
+BOUNDARY = (datetime.now(UTC) + timedelta(minutes=3)).replace(second=0, microsecond=0)
+
+
+def hhmm(instant: datetime) -> str:
+    return instant.astimezone(AMSTERDAM).strftime("%H:%M")
+
+
+def batch_window_schedule(cluster: str = "aks-demo", extra: str = "") -> str:
+    """batch: 6 nodes from BOUNDARY for an hour, 2 (what the emulator starts with) otherwise."""
+    return f"""
+timezone = "Europe/Amsterdam"
+[[clusters]]
+resource_group = "rg-demo"
+cluster = "{cluster}"
+[clusters.pools.batch]
+outside = 2
+windows = [{{ days = "daily", start = "{hhmm(BOUNDARY)}", end = "{hhmm(BOUNDARY + timedelta(hours=1))}", state = 6 }}]
+{extra}
+"""
+
+
+@pytest.fixture
+def schedule(
+    app: App, tmp_path: Path, settings_override: Callable[..., None]
+) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        path = tmp_path / "schedule.toml"
+        path.write_text(text)
+        settings_override(SCALER_SCHEDULE_FILE=str(path))
+
+    return write
+
+
+def fire(past_due: bool = False) -> None:
+    scale_schedule = registered_functions(function_app.app)["scale_schedule"]
+    scale_schedule.get_user_function()(TimerRequest(past_due=past_due))
+
+
+@pytest.fixture
+def at() -> Iterator[Callable[[timedelta], None]]:
+    travellers: list[time_machine.travel] = []
+
+    def travel(offset: timedelta) -> None:
+        if travellers:
+            travellers.pop().stop()
+        traveller = time_machine.travel(BOUNDARY + offset, tick=True)
+        traveller.start()
+        travellers.append(traveller)
+
+    yield travel
+    for traveller in travellers:
+        traveller.stop()
+
+
+def test_timer_binding_reads_its_schedule_from_settings() -> None:
+    bindings = [
+        json.loads(b)
+        for b in registered_functions(function_app.app)["scale_schedule"].get_raw_bindings()
+    ]
+    (timer,) = bindings
+    assert timer["type"] == "timerTrigger" and timer["schedule"] == "%SCALER_TIMER_SCHEDULE%"
+    assert timer["useMonitor"] is True
+
+
+def test_a_converged_cluster_costs_one_read_and_no_write(
+    app: App, schedule: Callable[[str], None], at: Callable[[timedelta], None]
+) -> None:
+    schedule(batch_window_schedule())
+    at(-timedelta(minutes=1))
+    fire()
+    fire()
+    assert app.emulator.writes() == []
+    assert len(app.lists()) == 2
+    assert app.results() == []  # nothing changed: nothing to report
+
+
+def test_the_window_boundary_brings_exactly_the_right_write(
+    app: App, schedule: Callable[[str], None], at: Callable[[timedelta], None]
+) -> None:
+    schedule(batch_window_schedule())
+    at(-timedelta(seconds=30))
+    fire()
+    assert app.emulator.writes() == []
+
+    at(timedelta(seconds=30))
+    fire()
+    fire()  # idempotent: the pool already reports 6 while it scales
+    (write,) = app.emulator.writes()
+    assert write["path"].endswith("/agentPools/batch")
+    assert app.pool("batch")["count"] == 6
+    (outcome,) = app.results()
+    assert outcome["source"] == "timer" and outcome["outcome"] == "applied"
+    assert outcome["reason"] == "schedule schedule.toml"
+    assert outcome["pools"][0]["requested"] == {"count": 6}
+
+
+def test_a_hold_from_a_queue_intent_wins_until_it_expires(
+    app: App, schedule: Callable[[str], None], at: Callable[[timedelta], None]
+) -> None:
+    schedule(batch_window_schedule(extra="[clusters.pools.web]\noutside = { min = 1, max = 5 }"))
+    at(timedelta(seconds=30))
+    app.deliver('{"id": "keep-10", "pools": {"batch": 10}, "hold": "PT2M"}')
+    app.emulator.wait_until_settled()
+    fire()
+    assert app.pool("batch")["count"] == 10
+    applied, scheduled = app.results()
+    assert applied["intent_id"] == "keep-10" and applied["hold"]["until"]
+    pools = {p["pool"]: p for p in scheduled["pools"]}
+    assert scheduled["outcome"] == "applied" and pools["web"]["outcome"] == "started"
+    assert pools["batch"]["outcome"] == "held" and pools["batch"]["requested"] == {"count": 6}
+    assert "intent keep-10 holds this pool until" in pools["batch"]["error"]["message"]
+    writes = [w["path"].rsplit("/", 1)[-1] for w in app.emulator.writes()]
+    assert writes == ["batch", "web"]  # the intent's write, then the schedule's for web only
+
+    at(timedelta(minutes=3))  # the hold has ended
+    fire()
+    assert app.pool("batch")["count"] == 6
+    with TableClient.from_connection_string(
+        app.stack.azurite.connection_string, STATE_TABLE
+    ) as table:
+        row = table.get_entity(
+            app.stack.settings["AZURE_SUBSCRIPTION_ID"] + "|rg-demo|aks-demo", "pool|batch"
+        )
+    assert "HoldUntil" not in row  # expired holds are cleaned
+
+
+def test_a_broken_schedule_changes_nothing_and_says_why(
+    app: App, schedule: Callable[[str], None]
+) -> None:
+    schedule(batch_window_schedule().replace("state = 6", "state = { min = 9, max = 2 }"))
+    fire()
+    (outcome,) = app.results()
+    assert outcome["outcome"] == "rejected" and outcome["source"] == "timer"
+    assert outcome["error"]["code"] == "InvalidSchedule"
+    assert "min (9) is greater than max (2)" in outcome["error"]["message"]
+    assert app.arm_requests() == []
+
+
+def test_one_broken_cluster_does_not_stop_another(
+    app: App, schedule: Callable[[str], None], at: Callable[[timedelta], None]
+) -> None:
+    second = batch_window_schedule("aks-second").split("[[clusters]]", 1)[1]
+    schedule(batch_window_schedule() + "\n[[clusters]]" + second)
+    app.emulator.set_faults(
+        [{"kind": "500", "method": "GET", "path_contains": "aks-demo", "times": 100}]
+    )
+    at(timedelta(seconds=30))
+    fire()
+
+    outcomes = {o["cluster"].rsplit("/", 1)[-1]: o for o in app.results()}
+    assert outcomes["aks-demo"]["outcome"] == "deferred"
+    assert outcomes["aks-second"]["outcome"] == "applied"
+    assert app.pool("batch", cluster="aks-second")["count"] == 6
+
+
+def test_a_stopped_pool_in_its_window_is_started_first(
+    app: App, schedule: Callable[[str], None], at: Callable[[timedelta], None]
+) -> None:
+    schedule(
+        batch_window_schedule(
+            extra=f"""
+[clusters.pools.gpu]
+windows = [{{ days = "daily", start = "{hhmm(BOUNDARY)}", end = "{hhmm(BOUNDARY + timedelta(hours=1))}", state = 1 }}]
+"""
+        )
+    )
+    at(timedelta(seconds=30))
+    fire()
+    (outcome,) = app.results()
+    actions = {p["pool"]: p["action"] for p in outcome["pools"]}
+    assert actions == {"batch": "scale", "gpu": "start"}
+    assert app.pool("gpu")["powerState"]["code"] == "Running"
+
+
+def test_a_late_run_is_logged_and_converges_as_usual(
+    app: App,
+    schedule: Callable[[str], None],
+    at: Callable[[timedelta], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    schedule(batch_window_schedule())
+    at(timedelta(seconds=30))
+    with caplog.at_level(logging.WARNING, logger="scaler"):
+        fire(past_due=True)
+    assert any("is late (past due)" in r.getMessage() for r in caplog.records)
+    assert app.pool("batch")["count"] == 6
+
+
+def test_the_schedule_can_live_in_a_blob(
+    app: App, settings_override: Callable[..., None], at: Callable[[timedelta], None]
+) -> None:
+    with BlobServiceClient.from_connection_string(app.stack.azurite.connection_string) as blobs:
+        container = blobs.get_container_client("scaler-config")
+        if not container.exists():
+            container.create_container()
+        container.upload_blob("schedule.toml", batch_window_schedule(), overwrite=True)
+    settings_override(SCALER_SCHEDULE_BLOB="scaler-config/schedule.toml")
+    at(timedelta(seconds=30))
+    fire()
+    assert app.pool("batch")["count"] == 6
+    assert app.results()[0]["reason"] == "schedule scaler-config/schedule.toml"

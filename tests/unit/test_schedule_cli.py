@@ -1,0 +1,281 @@
+"""`python -m scaler schedule check|preview`, called through `scaler.cli.main`."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from scaler.cli import main
+from scaler.settings import SETTINGS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's defaults, a fixed clock, a wide plain terminal, and the repository as cwd."""
+    for spec in SETTINGS:
+        monkeypatch.delenv(spec.name, raising=False)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setattr("scaler.schedule_cli.utc_now", lambda: NOW)
+    monkeypatch.chdir(REPO_ROOT)
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def test_check_accepts_the_shipped_schedule(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schedule", "check", "schedule.toml"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == (
+        "schedule.toml: valid\n"
+        "  rg-demo/aks-demo (Europe/Amsterdam): pools batch, web, gpu; 2 exceptions\n"
+    )
+    assert captured.err == ""
+
+
+def test_check_warns_about_rules_that_have_lapsed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("scaler.schedule_cli.utc_now", lambda: datetime(2027, 2, 1, tzinfo=UTC))
+    assert main(["schedule", "check", "schedule.toml"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: schedule.toml: clusters[0].exceptions[0]: its last date (2026-12-31) has "
+        "passed; it no longer applies",
+        "warning: schedule.toml: clusters[0].exceptions[1]: until 2027-01-15 has passed; the "
+        "rule no longer applies",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'timezone = "Europe/Amsterdam"\n[[clusters]\n',
+            "not valid TOML: Expected ']]' at the end of an array declaration (at line 2, "
+            "column 11)",
+        ),
+        (
+            'timezone = "Europe/Amsterdam"\n[[clusters]]\nresource_group = "rg"\ncluster = "aks"\n'
+            '[clusters.pools.batch]\nwindows = [{ days = "Mon-Fri", start = "07:00", end = "19:00",'
+            ' state = 6 }, { days = "Mon", start = "18:00", end = "20:00", state = 2 }]\n',
+            "clusters[0].pools.batch.windows[1]: overlaps windows[0] (Mon 18:00–19:00)",
+        ),
+        (
+            'timezone = "Europe/Amsterdm"\n',
+            "timezone: 'Europe/Amsterdm' is not an IANA time zone (e.g. \"Europe/Amsterdam\", "
+            '"UTC")',
+        ),
+    ],
+)
+def test_check_exits_1_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    assert main(["schedule", "check", path]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {path}: {message}\n"
+    assert captured.out == ""
+
+
+def test_check_uses_scaler_max_count(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SCALER_MAX_COUNT", "5")
+    assert main(["schedule", "check", "schedule.toml"]) == 1
+    assert capsys.readouterr().err == (
+        "error: schedule.toml: clusters[0].pools.batch.windows[0].state: 6 is above the limit of "
+        "5 (SCALER_MAX_COUNT)\n"
+    )
+
+
+def test_check_reads_standard_input(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = (REPO_ROOT / "schedule.toml").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
+    assert main(["schedule", "check", "-"]) == 0
+    assert capsys.readouterr().out.startswith("<stdin>: valid\n")
+
+
+def test_check_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schedule", "check", "/nonexistent/schedule.toml"]) == 1
+    assert capsys.readouterr().err == (
+        "error: cannot read /nonexistent/schedule.toml: No such file or directory\n"
+    )
+
+
+def test_check_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('# café\ntimezone = "UTC"\n'.encode("latin-1"))
+    assert main(["schedule", "check", str(path)]) == 1
+    assert capsys.readouterr().err == f"error: {path}: not UTF-8 text (bad byte at 5)\n"
+
+
+# --- preview --json --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (
+            "2026-11-23T08:30:00+01:00",  # Monday, business hours
+            {
+                "rg-demo/aks-demo": {
+                    "batch": {"count": 6},
+                    "web": {"min": 3, "max": 20},
+                    "gpu": {"count": 0},
+                }
+            },
+        ),
+        (
+            "2026-11-23T18:30:00Z",  # 19:30 in Amsterdam
+            {
+                "rg-demo/aks-demo": {
+                    "batch": {"power": "Stopped"},
+                    "web": {"min": 1, "max": 5},
+                    "gpu": {"count": 0},
+                }
+            },
+        ),
+        ("2026-12-24T10:00:00+01:00", {}),  # every pool: keep
+        (
+            "2027-01-15T07:00:00+01:00",  # Friday; the gpu rule has lapsed
+            {"rg-demo/aks-demo": {"batch": {"count": 6}, "web": {"min": 1, "max": 5}}},
+        ),
+    ],
+)
+def test_preview_json_at_an_instant(
+    capsys: pytest.CaptureFixture[str], at: str, expected: dict[str, object]
+) -> None:
+    assert main(["schedule", "preview", "schedule.toml", "--at", at, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+
+
+def test_preview_json_output_is_exactly_the_intent_pool_forms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert (
+        main(["schedule", "preview", "schedule.toml", "--at", "2026-11-28T12:00Z", "--json"]) == 0
+    )
+    assert capsys.readouterr().out == (
+        "{\n"
+        '  "rg-demo/aks-demo": {\n'
+        '    "batch": {\n'
+        '      "power": "Stopped"\n'
+        "    },\n"
+        '    "web": {\n'
+        '      "min": 1,\n'
+        '      "max": 5\n'
+        "    },\n"
+        '    "gpu": {\n'
+        '      "count": 0\n'
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def test_preview_json_defaults_to_now(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schedule", "preview", "schedule.toml", "--json"]) == 0  # Monday 13:00 CET
+    assert json.loads(capsys.readouterr().out)["rg-demo/aks-demo"]["batch"] == {"count": 6}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--at", "2026-11-23T08:30:00"], "has no time zone; add Z or an offset like +01:00"),
+        (["--at", "tomorrow"], "'tomorrow' is not an ISO-8601 timestamp"),
+        (["--json", "--days", "3"], "argument --days: not allowed with argument --json"),
+        (["--days", "0"], "argument --days: must be a whole number from 1 to 31"),
+    ],
+)
+def test_preview_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["schedule", "preview", "schedule.toml", *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_preview_of_a_broken_schedule_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, 'timezone = "UTC"\n')
+    assert main(["schedule", "preview", path, "--json"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {path}: clusters: is required: add at least one [[clusters]] table\n"
+    )
+
+
+# --- preview: the timeline ----------------------------------------------------------------------------
+
+
+def timeline(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    assert main(["schedule", "preview", *argv]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_preview_draws_a_week_with_one_row_per_pool(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = timeline(capsys, "schedule.toml", "--at", "2026-12-21T09:00:00+01:00", "--days", "7")
+    assert "rg-demo/aks-demo · Europe/Amsterdam · Mon 2026-12-21 – Sun 2026-12-27" in lines[0]
+    rows = [m[1] for line in lines if (m := re.match(r"│ (\w+) +│", line))]
+    assert rows == ["batch", "web", "gpu"]
+    days = [m[1] for line in lines if (m := re.search(r"│ (\w{3} \d\d) ", line))]
+    assert days == ["Mon 21", "Tue 22", "Wed 23", "Thu 24", "Fri 25", "Sat 26", "Sun 27"] * 3
+    text = "\n".join(lines)
+    # batch: stopped until 07:00, 6 nodes until 19:00, stopped again; left alone on the 24th
+    assert "│ batch │ Mon 21 " + "·" * 14 + "█" * 24 + "·" * 10 in text
+    assert "│       │ Thu 24 " + "╌" * 48 in text
+    assert "│       │ Sat 26 " + "·" * 48 in text
+    assert "· stopped   █ 6 nodes   ╌ left alone (keep)" in text
+    assert (
+        "│       │ rules: outside windows; window Mon-Fri 07:00-19:00           │\n"
+        "│       │        exception 2026-12-24                                  │"
+    ) in text
+    assert "at Mon 21 09:00: 6 nodes (window Mon-Fri 07:00-19:00)" in text
+    # web: 1-5 at night and at weekends, 3-20 08:00-18:00
+    assert "│ web   │ Mon 21 " + "█" * 16 + "▓" * 20 + "█" * 12 in text
+    assert "│       │ █ autoscale 1–5   ▓ autoscale 3–20   " in text
+    assert "at Mon 21 09:00: 0 nodes (until 2027-01-15)" in text
+    assert "one character = 30 minutes, local time (Europe/Amsterdam)" in text
+
+
+def test_preview_shows_the_clock_skipping_an_hour(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        'timezone = "America/New_York"\n[[clusters]]\nresource_group = "rg"\ncluster = "aks"\n'
+        '[clusters.pools.night]\noutside = 1\nwindows = [{ days = "Sun", start = "02:00", '
+        'end = "04:00", state = 5 }]\n',
+    )
+    text = "\n".join(timeline(capsys, path, "--at", "2026-03-08T12:00:00Z", "--days", "1"))
+    assert "rg/aks · America/New_York · Sun 2026-03-08 – Sun 2026-03-08" in text
+    assert "│ night │ Sun 08 " + "█" * 4 + "××" + "▓" * 2 + "█" * 40 in text
+    assert "█ 1 node   × clock skipped (DST)   ▓ 5 nodes" in text
+
+
+def test_preview_fits_an_80_column_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = timeline(capsys, "schedule.toml", "--at", "2026-12-21T09:00:00+01:00")
+    assert max(len(line) for line in lines) <= 80
+    assert "│ batch │ Mon 21 " + "·" * 14 + "█" * 24 + "·" * 10 in "\n".join(lines)
