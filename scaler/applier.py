@@ -38,6 +38,12 @@ class Mode:
 INTENT = Mode()
 SCHEDULE = Mode(all_or_nothing=False, start_stopped=True)
 
+# Asked between a round's read and its writes, with the pools about to be settled: returns the
+# outcomes of those a newer intent has claimed. Claiming after the read is what makes "latest
+# wins" hold under concurrency: a newer intent that writes first either shows in our read or
+# makes our If-Match write fail, so an older intent can never overwrite it.
+ClaimPools = Callable[[list[str]], dict[str, PoolOutcome]]
+
 
 class Applier:
     def __init__(
@@ -62,7 +68,13 @@ class Applier:
             field="cluster",
         )
 
-    def apply(self, intent: Intent, source: str, mode: Mode = INTENT) -> Outcome:
+    def apply(
+        self,
+        intent: Intent,
+        source: str,
+        mode: Mode = INTENT,
+        claim: ClaimPools | None = None,
+    ) -> Outcome:
         base = Outcome(
             intent_id=intent.id,
             outcome=Overall.REJECTED,
@@ -76,7 +88,7 @@ class Applier:
         if problem is not None:
             return replace(base, problem=problem)
         try:
-            pools = self._converge(intent, mode)
+            pools = self._converge(intent, mode, claim)
         except GatewayError as error:
             # The read itself failed: nothing was planned, nothing was written.
             problem = Problem(error.code, error.message, retry_after=error.retry_after)
@@ -84,7 +96,7 @@ class Applier:
             return replace(base, outcome=overall, problem=problem)
         return replace(base, outcome=overall_of(pools), pools=tuple(pools))
 
-    def _converge(self, intent: Intent, mode: Mode) -> list[PoolOutcome]:
+    def _converge(self, intent: Intent, mode: Mode, claim: ClaimPools | None) -> list[PoolOutcome]:
         done: dict[str, PoolOutcome] = {}
         pending = dict(intent.pools)
         for read in range(MAX_READS_PER_INTENT):
@@ -93,6 +105,10 @@ class Applier:
             refused = [p for p in plans if p.refusal and not p.refusal.transient]
             if refused and mode.all_or_nothing and read == 0:
                 return [_refused_or_skipped(plan) for plan in plans]
+            if claim is not None:
+                lost = claim([plan.name for plan in plans if plan not in refused])
+                done.update(lost)
+                plans = [plan for plan in plans if plan.name not in lost]
             pending = {}
             for plan in plans:
                 if plan in refused:

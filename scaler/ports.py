@@ -3,6 +3,7 @@ use cases use the real adapters against Azurite and the AKS emulator."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scaler.domain.clusters import ClusterRef
@@ -53,6 +54,15 @@ class MessageGateway(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class FinishedIntent:
+    """An intent's final outcome, recorded before it is published: if the process dies in
+    between, the next delivery publishes the recorded document instead of working anew."""
+
+    outcome: dict[str, Any]
+    published: bool
+
+
 class StateStore(Protocol):
     def pool_records(self, cluster: ClusterRef) -> dict[str, PoolRecord]:
         """One read: every pool record of the cluster."""
@@ -64,9 +74,13 @@ class StateStore(Protocol):
         """Conditional write; False when another writer changed the record first."""
         ...
 
-    def finished(self, intent_id: str) -> bool: ...
+    def finished(self, intent_id: str) -> FinishedIntent | None: ...
 
-    def mark_finished(self, intent_id: str, outcome: str) -> None: ...
+    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> None:
+        """Record the final outcome before it is published (see FinishedIntent)."""
+        ...
+
+    def mark_published(self, intent_id: str) -> None: ...
 
 
 class ScheduleSource(Protocol):

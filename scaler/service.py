@@ -103,7 +103,11 @@ class ScaleService:
         if intent.issued_at is None:
             # Order by when the producer enqueued it; retries carry this time along.
             intent = replace(intent, issued_at=enqueued_at or self._clock())
-        if self._store.finished(intent.id):
+        finished = self._store.finished(intent.id)
+        if finished is not None:
+            if not finished.published:  # the last delivery stopped between record and publish
+                self._outbox.publish_outcome(finished.outcome)
+                self._store.mark_published(intent.id)
             log.info(
                 "intent %s already has its final outcome; duplicate delivery ignored",
                 intent.id,
@@ -113,9 +117,11 @@ class ScaleService:
         outcome = replace(self._apply_latest(intent), message_id=message_id)
         if outcome.outcome is Overall.DEFERRED:
             outcome = self._retry_or_park(intent, outcome)
+        if not outcome.final:
+            return self._publish(outcome)
+        self._store.mark_finished(intent.id, outcome.to_json())
         self._publish(outcome)
-        if outcome.final:
-            self._store.mark_finished(intent.id, outcome.outcome.value)
+        self._store.mark_published(intent.id)
         return outcome
 
     def parse(self, body: bytes | str) -> Intent:
@@ -207,57 +213,42 @@ class ScaleService:
 
     def _apply_latest(self, intent: Intent) -> Outcome:
         """Apply the pools this intent is (still) the newest for; report the others stale."""
-        if intent.dry_run or self._applier.not_allowed(intent):
+        if intent.dry_run:
             return self._applier.apply(intent, "queue")  # records nothing
-        claimed, superseded = self._claim_pools(intent)
-        stale = [_stale(intent, record) for record in superseded]
-        if not claimed:
-            return Outcome(
-                intent_id=intent.id,
-                outcome=Overall.STALE,
-                at=self._clock(),
-                source="queue",
-                cluster_id=intent.cluster.resource_id,
-                attempt=intent.attempt,
-                reason=intent.reason,
-                pools=tuple(stale),
-            )
-        outcome = self._applier.apply(replace(intent, pools=claimed), "queue")
-        if intent.hold_until is not None:
+        outcome = self._applier.apply(
+            intent, "queue", claim=lambda pools: self._claim(intent, pools)
+        )
+        if intent.hold_until is not None and outcome.outcome is not Overall.STALE:
             outcome = replace(outcome, hold_until=intent.hold_until)
-        if not stale or not outcome.pools:
-            return outcome
-        order = list(intent.pools)
-        pools = sorted([*outcome.pools, *stale], key=lambda pool: order.index(pool.pool))
-        return replace(outcome, pools=tuple(pools), outcome=overall_of(pools))
+        return outcome
 
-    def _claim_pools(self, intent: Intent) -> tuple[dict[str, PoolRequest], list[PoolRecord]]:
+    def _claim(self, intent: Intent, pools: list[str]) -> dict[str, PoolOutcome]:
+        """Record this intent as the newest for `pools` where it is; return the stale ones."""
         assert intent.issued_at is not None
-        claimed: dict[str, PoolRequest] = {}
-        superseded: list[PoolRecord] = []
-        undecided = dict(intent.pools)
+        stale: dict[str, PoolOutcome] = {}
+        undecided = list(pools)
         for _ in range(MAX_CLAIM_ROUNDS):
             records = self._store.pool_records(intent.cluster)
-            for pool, request in list(undecided.items()):
-                mine = PoolRecord(pool, intent.id, intent.issued_at, request, intent.hold_until)
+            contested = []
+            for pool in undecided:
+                mine = PoolRecord(
+                    pool, intent.id, intent.issued_at, intent.pools[pool], intent.hold_until
+                )
                 recorded = records.get(pool)
                 verdict = claim(mine, recorded)
                 if verdict is Claim.STALE:
                     assert recorded is not None
-                    superseded.append(recorded)
+                    stale[pool] = _stale(intent, recorded)
                 elif verdict is Claim.NEWER and not self._store.save_pool_record(
                     intent.cluster, mine, recorded
                 ):
-                    continue  # someone else wrote it meanwhile: read again and decide again
-                else:
-                    claimed[pool] = request
-                del undecided[pool]
+                    contested.append(pool)  # written meanwhile: read again, decide again
+            undecided = contested
             if not undecided:
                 break
-        # Pools still contested after every round go to the newest by the next delivery.
-        for pool in undecided:
-            claimed[pool] = undecided[pool]
-        return claimed, superseded
+        # Still contested after every round: go ahead; If-Match keeps the write safe, and the
+        # next intent's claim sees whichever record won.
+        return stale
 
     # -- retries -----------------------------------------------------------------------------
 

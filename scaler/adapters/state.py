@@ -3,8 +3,9 @@
 One table, two kinds of rows:
   PartitionKey "<subscription>|<resource group>|<cluster>", RowKey "pool|<name>": a PoolRecord.
       One query per cluster reads them all; writes are conditional on the row's eTag.
-  PartitionKey "intent|<id>", RowKey "": an intent that reached its final outcome, so a second
-      delivery of the same message changes nothing and reports nothing.
+  PartitionKey "intent|<id>", RowKey "": an intent that reached its final outcome, with that
+      outcome and whether it was published, so a second delivery of the same message changes
+      nothing and at most finishes publishing.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from scaler.adapters.queues import storage_endpoint
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.pool_records import PoolRecord
 from scaler.domain.pools import AKS_MAX_NODES_PER_POOL, parse_pool_request
+from scaler.ports import FinishedIntent
 from scaler.settings import STATE_TABLE, STORAGE_CONNECTION
 
 _POOL_ROW = "pool|"
@@ -92,21 +94,28 @@ class TableState:
             raise
         return True
 
-    def finished(self, intent_id: str) -> bool:
+    def finished(self, intent_id: str) -> FinishedIntent | None:
         try:
-            self._table.get_entity(f"intent|{intent_id}", "", select=["Outcome"])
+            row = self._table.get_entity(f"intent|{intent_id}", "")
         except ResourceNotFoundError:
-            return False
-        return True
+            return None
+        return FinishedIntent(json.loads(row["Outcome"]), bool(row.get("Published")))
 
-    def mark_finished(self, intent_id: str, outcome: str) -> None:
+    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> None:
         self._table.upsert_entity(
             {
                 "PartitionKey": f"intent|{intent_id}",
                 "RowKey": "",
-                "Outcome": outcome,
+                "Outcome": json.dumps(outcome),
+                "Published": False,
                 "FinishedAt": datetime.now(UTC),
             }
+        )
+
+    def mark_published(self, intent_id: str) -> None:
+        self._table.update_entity(
+            {"PartitionKey": f"intent|{intent_id}", "RowKey": "", "Published": True},
+            mode=UpdateMode.MERGE,
         )
 
     def create_table(self) -> None:

@@ -100,6 +100,8 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
+            # The same final outcome may be delivered twice after a crash: dedupe on this.
+            "outcome_id": f"{self.intent_id}#{self.attempt}",
             "intent_id": self.intent_id,
             "cluster": self.cluster_id,
             "outcome": self.outcome.value,

@@ -8,6 +8,7 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
+from scaler.adapters.state import TableState
 from scaler.settings import INTENTS_QUEUE, STATE_TABLE
 from tests.integration.conftest import App
 
@@ -104,3 +105,21 @@ def test_a_hold_is_recorded_per_pool_and_reported(app: App) -> None:
     assert set(rows) == {"pool|batch", "pool|spot"}
     assert rows["pool|batch"]["IntentId"] == "hold-1"
     assert rows["pool|batch"]["HoldUntil"].isoformat() == until
+
+
+def test_a_final_outcome_recorded_but_not_published_is_published_on_redelivery(app: App) -> None:
+    """The process died after recording the final outcome and before publishing it: the next
+    delivery publishes the recorded document as it was, and does no new work."""
+    app.deliver(intent("crashy", 0, 4))
+    (first,) = app.results()
+    store = TableState(app.stack.table_service())
+    store.mark_finished("crashy", first)  # as if publishing had not happened yet
+    store.close()
+    app.emulator.clear_requests()
+
+    app.deliver(intent("crashy", 0, 4), message_id="m-redelivered")
+    assert app.results() == [first]  # the identical document, outcome_id included
+    assert first["outcome_id"] == "crashy#1"
+    assert app.arm_requests() == []
+    app.deliver(intent("crashy", 0, 4), message_id="m-third")
+    assert app.results() == []  # published now: nothing more
