@@ -24,8 +24,10 @@ _LISTENING = re.compile(
 
 
 class AzuriteProcess:
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, data_dir: Path | None = None) -> None:
+        """`data_dir`: keep the data on disk there, so it survives `restart()`; default in memory."""
         self._log_dir = log_dir or Path(tempfile.mkdtemp(prefix="azurite-"))
+        self._data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
         self.ports: dict[str, int] = {}
 
@@ -42,8 +44,11 @@ class AzuriteProcess:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / "azurite.log"
         ports = self.ports or {"blob": 0, "queue": 0, "table": 0}  # a restart keeps its ports
-        command = [str(AZURITE_BIN), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose"]
-        command.append("--disableTelemetry")
+        command = [str(AZURITE_BIN), "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+        if self._data_dir is None:
+            command.append("--inMemoryPersistence")
+        else:
+            command += ["--location", str(self._data_dir)]
         for service, port in ports.items():
             command += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
         with log_path.open("wb") as log:
@@ -74,7 +79,7 @@ class AzuriteProcess:
         self._process = None
 
     def restart(self) -> None:
-        """Stop and start on the same ports (in-memory data is lost, as in a crash)."""
+        """Stop and start on the same ports (data survives only with a `data_dir`)."""
         self.stop()
         self.start()
 

@@ -24,7 +24,8 @@ from azure.storage.queue import QueueMessage, QueueServiceClient
 
 log = logging.getLogger("local.host")
 
-# The host keeps a message invisible while a function runs; this is its lease.
+# The host keeps a message invisible while a function runs (and renews that lease); a message
+# whose function died with its process comes back when the lease ends.
 PROCESSING_LEASE_SECONDS = 300
 
 
@@ -72,8 +73,10 @@ class LocalFunctionsHost:
         queues: QueueServiceClient,
         settings: QueueSettings,
         timer_interval_seconds: float | None = None,
+        lease_seconds: int = PROCESSING_LEASE_SECONDS,
     ) -> None:
         self._queues = queues
+        self._lease_seconds = lease_seconds
         self._settings = settings
         self._timer_interval = timer_interval_seconds
         self._stop = threading.Event()
@@ -135,7 +138,7 @@ class LocalFunctionsHost:
             client.receive_messages(
                 messages_per_page=self._settings.batch_size,
                 max_messages=self._settings.batch_size,
-                visibility_timeout=PROCESSING_LEASE_SECONDS,
+                visibility_timeout=self._lease_seconds,
             )
         )
 

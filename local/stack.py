@@ -69,8 +69,9 @@ def local_stack(
     operation_seconds: float = 1.0,
     azurite_ports: dict[str, int] | None = None,
     log_dir: Path | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[LocalStack]:
-    azurite = AzuriteProcess(log_dir=log_dir)
+    azurite = AzuriteProcess(log_dir=log_dir, data_dir=data_dir)
     if azurite_ports:
         azurite.ports = dict(azurite_ports)
     with azurite, EmulatorProcess(operation_seconds=operation_seconds) as emulator:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 from scaler.domain.clusters import is_allowed
 from scaler.domain.intents import Intent
 from scaler.domain.outcomes import Outcome, Overall, PoolOutcome, PoolResult, Problem, overall_of
 from scaler.domain.planner import Action, PoolPlan, plan_pools
+from scaler.domain.pool_records import PoolRecord
 from scaler.ports import ClusterGateway, GatewayError, StaleEtag
 from scaler.settings import Settings
 
@@ -38,11 +40,29 @@ class Mode:
 INTENT = Mode()
 SCHEDULE = Mode(all_or_nothing=False, start_stopped=True)
 
-# Asked between a round's read and its writes, with the pools about to be settled: returns the
-# outcomes of those a newer intent has claimed. Claiming after the read is what makes "latest
-# wins" hold under concurrency: a newer intent that writes first either shows in our read or
-# makes our If-Match write fail, so an older intent can never overwrite it.
-ClaimPools = Callable[[list[str]], dict[str, PoolOutcome]]
+
+class PoolClaims(Protocol):
+    """ "Latest intent wins" for one intent's processing (the queue use case provides it).
+
+    The order is what makes it hold under concurrency: claim *before* the read, check *after*
+    each write. A newer intent that claimed before our check is told by the check (we retry and
+    converge to its state); one that claims after our check reads after our write."""
+
+    def claim(self, pools: list[str]) -> dict[str, PoolRecord]:
+        """Record the intent as the newest for these pools where it is; return newer records."""
+        ...
+
+    def check(self, pools: list[str]) -> dict[str, PoolRecord]:
+        """The records newer than the intent now (a read)."""
+        ...
+
+    def release(self) -> None:
+        """Undo the claims: the intent was rejected and must not count as the newest word."""
+        ...
+
+    def settled(self, record: PoolRecord) -> bool:
+        """Has the newer intent finished? If not, it converges the pool itself."""
+        ...
 
 
 class Applier:
@@ -73,7 +93,7 @@ class Applier:
         intent: Intent,
         source: str,
         mode: Mode = INTENT,
-        claim: ClaimPools | None = None,
+        claims: PoolClaims | None = None,
     ) -> Outcome:
         base = Outcome(
             intent_id=intent.id,
@@ -88,7 +108,7 @@ class Applier:
         if problem is not None:
             return replace(base, problem=problem)
         try:
-            pools = self._converge(intent, mode, claim)
+            pools = self._converge(intent, mode, claims)
         except GatewayError as error:
             # The read itself failed: nothing was planned, nothing was written.
             problem = Problem(error.code, error.message, retry_after=error.retry_after)
@@ -96,22 +116,35 @@ class Applier:
             return replace(base, outcome=overall, problem=problem)
         return replace(base, outcome=overall_of(pools), pools=tuple(pools))
 
-    def _converge(self, intent: Intent, mode: Mode, claim: ClaimPools | None) -> list[PoolOutcome]:
+    def _converge(self, intent: Intent, mode: Mode, claims: PoolClaims | None) -> list[PoolOutcome]:
         done: dict[str, PoolOutcome] = {}
+        newer = claims.claim(list(intent.pools)) if claims else {}
         pending = dict(intent.pools)
         for read in range(MAX_READS_PER_INTENT):
             current = self._clusters.list_pools(intent.cluster)
             plans = plan_pools(current, pending, mode.start_stopped)
             refused = [p for p in plans if p.refusal and not p.refusal.transient]
             if refused and mode.all_or_nothing and read == 0:
+                if claims:
+                    claims.release()
                 return [_refused_or_skipped(plan) for plan in plans]
-            if claim is not None:
-                lost = claim([plan.name for plan in plans if plan not in refused])
-                done.update(lost)
-                plans = [plan for plan in plans if plan.name not in lost]
+            # Where a newer intent is recorded, ours is stale. If the newer one has finished, make
+            # sure the pool is in *its* state (a write of ours may have landed after its read);
+            # if it has not, it will converge the pool itself.
+            wanted = {name: newer[name].requested for name in pending if name in newer}
+            replanned = {p.name: p for p in plan_pools(current, wanted, mode.start_stopped)}
+            plans = [
+                plan
+                if plan.name not in replanned
+                else replanned[plan.name]
+                if claims and claims.settled(newer[plan.name])
+                else replace(replanned[plan.name], action=Action.NONE)
+                for plan in plans
+            ]
             pending = {}
+            written = []
             for plan in plans:
-                if plan in refused:
+                if plan.refusal and not plan.refusal.transient:
                     done[plan.name] = _refused_or_skipped(plan)
                     continue
                 if intent.dry_run or not plan.needs_write:
@@ -120,18 +153,60 @@ class Applier:
                 try:
                     after = self._clusters.start_update(intent.cluster, plan)
                 except StaleEtag:
-                    pending[plan.name] = plan.requested
+                    pending[plan.name] = intent.pools[plan.name]
                     continue
                 except GatewayError as error:
                     done[plan.name] = _failed(plan, error)
                     continue
                 done[plan.name] = PoolOutcome.from_plan(plan, PoolResult.STARTED, after=after)
+                written.append(plan.name)
+            if claims and written:
+                for name, record in claims.check(written).items():
+                    if name not in newer:  # claimed while our write was in flight
+                        newer[name] = record
+                        done[name] = replace(
+                            done[name],
+                            result=PoolResult.DEFERRED,
+                            problem=Problem(
+                                "SupersededWhileWriting",
+                                f"intent {record.intent_id} claimed the pool during this write; "
+                                "retrying to converge to its state",
+                            ),
+                        )
             if not pending:
                 break
         for plan in plans:
             if plan.name in pending:
                 done[plan.name] = _failed(plan, StaleEtag("the pool kept changing under us"))
-        return [done[name] for name in intent.pools]
+        return [_as_asked(done[name], intent, newer.get(name)) for name in intent.pools]
+
+
+def _for_newer(
+    replanned: PoolPlan | None,
+    plan: PoolPlan,
+    newer: dict[str, PoolRecord],
+    claims: PoolClaims | None,
+) -> PoolPlan:
+    if replanned is None:
+        return plan  # ours to apply
+    if not replanned.needs_write or (claims and claims.settled(newer[plan.name])):
+        return replanned
+    return replace(replanned, action=Action.NONE)  # the newer intent is on its way
+
+
+def _as_asked(outcome: PoolOutcome, intent: Intent, newer: PoolRecord | None) -> PoolOutcome:
+    """Report the pool against what this intent asked; a superseded pool is `stale`, and says
+    whether this run carried out the newer intent's state."""
+    outcome = replace(outcome, requested=intent.pools[outcome.pool].to_json())
+    if newer is None or outcome.result is PoolResult.DEFERRED:
+        return outcome  # deferred: the retry converges to whatever is newest then
+    carried_out = " (this run applied its state)" if outcome.result is PoolResult.STARTED else ""
+    problem = Problem(
+        "Superseded",
+        f"intent {newer.intent_id} issued at {newer.issued_at.isoformat()} asked for this pool "
+        f"later and wins{carried_out}",
+    )
+    return replace(outcome, result=PoolResult.STALE, problem=problem)
 
 
 def _without_write(plan: PoolPlan, dry_run: bool) -> PoolOutcome:

@@ -74,6 +74,10 @@ class StateStore(Protocol):
         """Conditional write; False when another writer changed the record first."""
         ...
 
+    def delete_pool_record(self, cluster: ClusterRef, record: PoolRecord) -> None:
+        """Delete the record if it is still `record` (conditional on its version)."""
+        ...
+
     def finished(self, intent_id: str) -> FinishedIntent | None: ...
 
     def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> None:

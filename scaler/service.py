@@ -20,16 +20,14 @@ from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, intent_id_of, parse_intent
 from scaler.domain.outcomes import Outcome, Overall, PoolOutcome, PoolResult, Problem, overall_of
 from scaler.domain.planner import Action
-from scaler.domain.pool_records import Claim, PoolRecord, claim
+from scaler.domain.pool_records import PoolRecord
 from scaler.domain.pools import PoolRequest
 from scaler.domain.schedule import load_schedule
+from scaler.pool_claims import IntentClaims
 from scaler.ports import ClusterGateway, MessageGateway, ScheduleSource, StateStore
 from scaler.settings import Settings
 
 log = logging.getLogger("scaler")
-
-# Rounds of read-decide-write on the pool records when concurrent intents race for a pool.
-MAX_CLAIM_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -215,40 +213,10 @@ class ScaleService:
         """Apply the pools this intent is (still) the newest for; report the others stale."""
         if intent.dry_run:
             return self._applier.apply(intent, "queue")  # records nothing
-        outcome = self._applier.apply(
-            intent, "queue", claim=lambda pools: self._claim(intent, pools)
-        )
+        outcome = self._applier.apply(intent, "queue", claims=IntentClaims(self._store, intent))
         if intent.hold_until is not None and outcome.outcome is not Overall.STALE:
             outcome = replace(outcome, hold_until=intent.hold_until)
         return outcome
-
-    def _claim(self, intent: Intent, pools: list[str]) -> dict[str, PoolOutcome]:
-        """Record this intent as the newest for `pools` where it is; return the stale ones."""
-        assert intent.issued_at is not None
-        stale: dict[str, PoolOutcome] = {}
-        undecided = list(pools)
-        for _ in range(MAX_CLAIM_ROUNDS):
-            records = self._store.pool_records(intent.cluster)
-            contested = []
-            for pool in undecided:
-                mine = PoolRecord(
-                    pool, intent.id, intent.issued_at, intent.pools[pool], intent.hold_until
-                )
-                recorded = records.get(pool)
-                verdict = claim(mine, recorded)
-                if verdict is Claim.STALE:
-                    assert recorded is not None
-                    stale[pool] = _stale(intent, recorded)
-                elif verdict is Claim.NEWER and not self._store.save_pool_record(
-                    intent.cluster, mine, recorded
-                ):
-                    contested.append(pool)  # written meanwhile: read again, decide again
-            undecided = contested
-            if not undecided:
-                break
-        # Still contested after every round: go ahead; If-Match keeps the write safe, and the
-        # next intent's claim sees whichever record won.
-        return stale
 
     # -- retries -----------------------------------------------------------------------------
 
@@ -292,19 +260,5 @@ def _held(record: PoolRecord, scheduled: PoolRequest) -> PoolOutcome:
         problem=Problem(
             "Held",
             f"intent {record.intent_id} holds this pool until {record.hold_until.isoformat()}",
-        ),
-    )
-
-
-def _stale(intent: Intent, newer: PoolRecord) -> PoolOutcome:
-    return PoolOutcome(
-        pool=newer.pool,
-        requested=intent.pools[newer.pool].to_json(),
-        action=Action.NONE,
-        result=PoolResult.STALE,
-        problem=Problem(
-            "Superseded",
-            f"intent {newer.intent_id} issued at {newer.issued_at.isoformat()} asked for this "
-            "pool later and wins",
         ),
     )

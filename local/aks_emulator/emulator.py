@@ -65,6 +65,7 @@ class Emulator:
         status: int | None,
         fault: str | None,
         body: Any = None,
+        etag_after: str | None = None,
     ) -> None:
         with self.lock:
             self._seq += 1
@@ -78,5 +79,8 @@ class Emulator:
                     "status": status,
                     "fault": fault,
                     "body": body,
+                    # The pool's eTag after an accepted write: lets a test check that every
+                    # accepted write was based on the version it replaced.
+                    "etag_after": etag_after,
                 }
             )

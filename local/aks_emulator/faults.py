@@ -171,7 +171,12 @@ class FaultPlan:
         rnd = self.random
         if rnd is None or not _matches(rnd.method, rnd.path_contains, method, path):
             return None
-        kinds = [k for k in rnd.kinds if _applies(k, is_token)]
+        # A precondition can only fail on a write: no random 412 for a GET.
+        kinds = [
+            k
+            for k in rnd.kinds
+            if _applies(k, is_token) and (k != "412" or method.upper() != "GET")
+        ]
         if not kinds:
             return None  # no draw, so the sequence only depends on eligible requests
         if rnd.rng.random() >= rnd.rate:

@@ -65,6 +65,13 @@ class Reply:
     fault: str | None = None
 
 
+def _etag_of(reply: Reply) -> str | None:
+    if reply.status >= 300 or not isinstance(reply.body, dict):
+        return None
+    properties = reply.body.get("properties")
+    return properties.get("eTag") if isinstance(properties, dict) else None
+
+
 def _error(status: int, code: str, message: str) -> Reply:
     return Reply(status, {"error": {"code": code, "message": message}})
 
@@ -145,6 +152,7 @@ class Handler(BaseHTTPRequestHandler):
             None if reply.reset else reply.status,
             reply.fault,
             body if method in ("PUT", "POST", "PATCH") else None,
+            _etag_of(reply) if method == "PUT" else None,
         )
         self._send(reply)
 

@@ -10,6 +10,7 @@ One table, two kinds of rows:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -93,6 +94,16 @@ class TableState:
                 return False
             raise
         return True
+
+    def delete_pool_record(self, cluster: ClusterRef, record: PoolRecord) -> None:
+        # Gone or rewritten meanwhile: either way not ours to delete any more.
+        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+            self._table.delete_entity(
+                _partition(cluster),
+                _POOL_ROW + record.pool,
+                etag=record.version,
+                match_condition=MatchConditions.IfNotModified,
+            )
 
     def finished(self, intent_id: str) -> FinishedIntent | None:
         try:
