@@ -41,18 +41,22 @@ def _built() -> _Process:
     global _process
     with _lock:
         if _process is None:
+            from azure.data.tables import TableServiceClient
+            from azure.storage.queue import QueueServiceClient
+
             from scaler.adapters.aks import AksGateway
             from scaler.adapters.credentials import build_credential
-            from scaler.adapters.queues import QueueMessages, queue_service
+            from scaler.adapters.queues import QueueMessages
             from scaler.adapters.schedule_source import schedule_source
-            from scaler.adapters.state import TableState, table_service
+            from scaler.adapters.state import TableState
+            from scaler.adapters.storage import storage_client
 
             env = dict(os.environ)
             settings = Settings.from_env(env)
             identity = build_credential(env, settings.client_id)
             clusters = AksGateway(identity, settings.arm_endpoint, settings.arm_scope)
-            messages = QueueMessages(queue_service(env, identity))
-            state = TableState(table_service(env, identity))
+            messages = QueueMessages(storage_client(QueueServiceClient, "queue", env, identity))
+            state = TableState(storage_client(TableServiceClient, "table", env, identity))
             schedule = schedule_source(settings, env, identity)
             service = ScaleService(settings, clusters, messages, state, schedule)
             closers = [clusters, messages, state, schedule, identity]

@@ -9,9 +9,9 @@ from pathlib import Path
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 
-from scaler.adapters.queues import storage_endpoint
+from scaler.adapters.storage import storage_client
 from scaler.domain.errors import InvalidInput
-from scaler.settings import STORAGE_CONNECTION, Settings
+from scaler.settings import Settings
 
 APP_ROOT = Path(__file__).resolve().parents[2]  # the folder holding function_app.py
 
@@ -32,14 +32,7 @@ class BlobSchedule:
         from azure.storage.blob import BlobServiceClient
 
         container, _, blob = name.partition("/")
-        connection_string = env.get(STORAGE_CONNECTION)
-        if connection_string:
-            service = BlobServiceClient.from_connection_string(connection_string)
-        else:
-            endpoint = storage_endpoint(env, "blob")
-            if endpoint is None:
-                raise RuntimeError(f"SCALER_SCHEDULE_BLOB is set but no {STORAGE_CONNECTION}")
-            service = BlobServiceClient(endpoint, credential=credential)
+        service = storage_client(BlobServiceClient, "blob", env, credential)
         self._service = service
         self._blob = service.get_blob_client(container, blob)
         self._name = name

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -26,27 +24,13 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
-from scaler.adapters.queues import storage_endpoint
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.pool_records import PoolRecord
 from scaler.domain.pools import AKS_MAX_NODES_PER_POOL, parse_pool_request
 from scaler.ports import FinishedIntent
-from scaler.settings import STATE_TABLE, STORAGE_CONNECTION
+from scaler.settings import STATE_TABLE
 
 _POOL_ROW = "pool|"
-
-
-def table_service(env: Mapping[str, str], credential: TokenCredential) -> TableServiceClient:
-    connection_string = env.get(STORAGE_CONNECTION)
-    if connection_string:
-        return TableServiceClient.from_connection_string(connection_string)
-    endpoint = storage_endpoint(env, "table")
-    if endpoint is None:
-        raise RuntimeError(
-            f"no table storage configured: set {STORAGE_CONNECTION} or "
-            f"{STORAGE_CONNECTION}__tableServiceUri"
-        )
-    return TableServiceClient(endpoint, credential=credential)
 
 
 class TableState:
