@@ -22,6 +22,8 @@ class IntentClaims:
     intent: Intent
     # The records this intent replaced, so a rejected intent can give them back.
     replaced: dict[str, PoolRecord | None] = field(default_factory=dict)
+    # Newer intents known to have finished (asked once per processing).
+    settled_intents: dict[str, bool] = field(default_factory=dict)
 
     def claim(self, pools: list[str]) -> dict[str, PoolRecord]:
         newer: dict[str, PoolRecord] = {}
@@ -69,7 +71,11 @@ class IntentClaims:
         self.replaced.clear()
 
     def settled(self, record: PoolRecord) -> bool:
-        return self.store.finished(record.intent_id) is not None
+        if record.intent_id not in self.settled_intents:
+            self.settled_intents[record.intent_id] = (
+                self.store.finished(record.intent_id) is not None
+            )
+        return self.settled_intents[record.intent_id]
 
     def _mine(self, pool: str) -> PoolRecord:
         intent = self.intent

@@ -80,8 +80,9 @@ class StateStore(Protocol):
 
     def finished(self, intent_id: str) -> FinishedIntent | None: ...
 
-    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> None:
-        """Record the final outcome before it is published (see FinishedIntent)."""
+    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> bool:
+        """Record the final outcome before it is published (see FinishedIntent). False if
+        another delivery of the same intent recorded one first: only one can be final."""
         ...
 
     def mark_published(self, intent_id: str) -> None: ...

@@ -117,7 +117,10 @@ class ScaleService:
             outcome = self._retry_or_park(intent, outcome)
         if not outcome.final:
             return self._publish(outcome)
-        self._store.mark_finished(intent.id, outcome.to_json())
+        if not self._store.mark_finished(intent.id, outcome.to_json()):
+            # A concurrent delivery of the same intent finished first; its outcome is the final
+            # one. Ours is still reported (it may have written), but not as final.
+            return self._publish(replace(outcome, duplicate=True))
         self._publish(outcome)
         self._store.mark_published(intent.id)
         return outcome

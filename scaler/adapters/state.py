@@ -96,16 +96,20 @@ class TableState:
             return None
         return FinishedIntent(json.loads(row["Outcome"]), bool(row.get("Published")))
 
-    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> None:
-        self._table.upsert_entity(
-            {
-                "PartitionKey": f"intent|{intent_id}",
-                "RowKey": "",
-                "Outcome": json.dumps(outcome),
-                "Published": False,
-                "FinishedAt": datetime.now(UTC),
-            }
-        )
+    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> bool:
+        try:
+            self._table.create_entity(
+                {
+                    "PartitionKey": f"intent|{intent_id}",
+                    "RowKey": "",
+                    "Outcome": json.dumps(outcome),
+                    "Published": False,
+                    "FinishedAt": datetime.now(UTC),
+                }
+            )
+        except ResourceExistsError:
+            return False
+        return True
 
     def mark_published(self, intent_id: str) -> None:
         self._table.update_entity(

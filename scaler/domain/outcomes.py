@@ -93,10 +93,12 @@ class Outcome:
     message_id: str | None = None
     retry_in_seconds: int | None = None
     hold_until: datetime | None = None
+    # Another delivery of the same intent (a duplicate message) reached the final outcome first.
+    duplicate: bool = False
 
     @property
     def final(self) -> bool:
-        return self.outcome is not Overall.DEFERRED
+        return self.outcome is not Overall.DEFERRED and not self.duplicate
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -116,6 +118,8 @@ class Outcome:
         }
         if self.retry_in_seconds is not None:
             data["retry_in_seconds"] = self.retry_in_seconds
+        if self.duplicate:
+            data["duplicate"] = True
         if self.hold_until is not None:
             data["hold"] = {"set_at": self.at.isoformat(), "until": self.hold_until.isoformat()}
         return data

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, UpdateMode
 
-from scaler.adapters.state import TableState
 from scaler.settings import INTENTS_QUEUE, STATE_TABLE
 from tests.integration.conftest import App
 
@@ -112,9 +111,13 @@ def test_a_final_outcome_recorded_but_not_published_is_published_on_redelivery(a
     delivery publishes the recorded document as it was, and does no new work."""
     app.deliver(intent("crashy", 0, 4))
     (first,) = app.results()
-    store = TableState(app.stack.table_service())
-    store.mark_finished("crashy", first)  # as if publishing had not happened yet
-    store.close()
+    with TableClient.from_connection_string(
+        app.stack.azurite.connection_string, STATE_TABLE
+    ) as table:  # as if the process had died before publishing
+        table.update_entity(
+            {"PartitionKey": "intent|crashy", "RowKey": "", "Published": False},
+            mode=UpdateMode.MERGE,
+        )
     app.emulator.clear_requests()
 
     app.deliver(intent("crashy", 0, 4), message_id="m-redelivered")
@@ -123,3 +126,26 @@ def test_a_final_outcome_recorded_but_not_published_is_published_on_redelivery(a
     assert app.arm_requests() == []
     app.deliver(intent("crashy", 0, 4), message_id="m-third")
     assert app.results() == []  # published now: nothing more
+
+
+def test_two_deliveries_of_one_intent_at_once_give_one_final_outcome_and_one_write(
+    app: App,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = intent("twice", 0, 7)
+    for _ in range(3):  # a race: repeat so that both orders and overlaps get their turn
+        app.emulator.reset()
+        with TableClient.from_connection_string(
+            app.stack.azurite.connection_string, STATE_TABLE
+        ) as table:
+            for row in table.list_entities():
+                table.delete_entity(row)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda m: app.deliver(body, message_id=m), ["m-a", "m-b"]))
+        outcomes = app.results()
+        finals = [o for o in outcomes if o["final"]]
+        assert len(finals) == 1 and finals[0]["outcome"] in {"applied", "unchanged"}
+        assert all(o.get("duplicate") for o in outcomes if not o["final"])
+        assert len([w for w in app.emulator.writes() if w["status"] == 200]) == 1
+        assert app.pool("batch")["count"] == 7
