@@ -102,8 +102,11 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            # The same final outcome may be delivered twice after a crash: dedupe on this.
-            "outcome_id": f"{self.intent_id}#{self.attempt}",
+            # One per processing of a message. After a crash the same document may be
+            # delivered twice: consumers dedupe on this.
+            "outcome_id": f"{self.intent_id}@{self.message_id}"
+            if self.message_id
+            else self.intent_id,
             "intent_id": self.intent_id,
             "cluster": self.cluster_id,
             "outcome": self.outcome.value,
