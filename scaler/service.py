@@ -1,7 +1,9 @@
 """Use cases: what each entry point does, around the shared core (`scaler.applier`).
 
-handle_queue_message   parse → drop duplicates → claim pools (latest intent wins, holds)
-                       → apply → retry later / park / finish → publish the outcome
+handle_queue_message   parse → drop duplicates → apply, claiming pools (latest intent wins,
+                       holds) → retry later / park / finish → publish the outcome
+run_schedule           load the schedule → desired state now → per cluster: skip held pools
+                       → apply → publish what changed or failed
 apply_intent           the core alone (the CLI's `plan`)
 """
 
