@@ -25,7 +25,7 @@ _LISTENING = re.compile(
 
 class AzuriteProcess:
     def __init__(self, log_dir: Path | None = None, data_dir: Path | None = None) -> None:
-        """`data_dir`: keep the data on disk there, so it survives `restart()`; default in memory."""
+        """`data_dir`: keep the data on disk there, to survive `restart()`; default: memory."""
         self._log_dir = log_dir or Path(tempfile.mkdtemp(prefix="azurite-"))
         self._data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Kinds answered on ARM paths; `token_500` is the only one for the token endpoint.
-ARM_KINDS = ("429", "500", "409", "412", "reset")
+ARM_KINDS = ("429", "500", "409", "412", "reset", "403", "400")
 TOKEN_KINDS = ("token_500",)
 ALL_KINDS = ARM_KINDS + TOKEN_KINDS
 
@@ -229,6 +229,18 @@ def fault_answer(fault: Fault) -> tuple[int, dict[str, str], dict[str, Any]]:
                 "An internal server error occurred. Please retry the request.",
             ),
         )
+    if fault.kind == "403":
+        return (
+            403,
+            {},
+            _error(
+                "AuthorizationFailed",
+                "The client does not have authorization to perform action "
+                "'Microsoft.ContainerService/managedClusters/agentPools/write' over this scope.",
+            ),
+        )
+    if fault.kind == "400":
+        return 400, {}, _error("InvalidParameter", "The request is not valid for this pool.")
     raise ValueError(f"fault kind {fault.kind!r} has no HTTP answer")
 
 

@@ -163,3 +163,18 @@ def test_the_local_host_retries_a_failing_function_then_poisons_it(app: App) -> 
         with app.queue(RESULTS_QUEUE) as results:
             results.create_queue()
     assert app.take(INTENTS_QUEUE) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"), [("403", "AuthorizationFailed"), ("400", "InvalidParameter")]
+)
+def test_a_permanent_refusal_from_arm_is_rejected_at_once(app: App, kind: str, code: str) -> None:
+    app.emulator.set_faults([{"kind": kind, "method": "PUT", "times": 1}])
+    app.deliver(INTENT)
+
+    outcome = app.only_result()
+    assert outcome["outcome"] == "rejected" and outcome["final"] is True
+    assert outcome["pools"][0]["outcome"] == "failed"
+    assert outcome["pools"][0]["error"]["code"] == code
+    assert app.take(INTENTS_QUEUE) == []  # not retried
+    assert len(app.emulator.writes()) == 1
