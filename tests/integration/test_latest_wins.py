@@ -9,7 +9,7 @@ from typing import Any
 from azure.data.tables import TableClient, UpdateMode
 
 from scaler.settings import INTENTS_QUEUE, STATE_TABLE
-from tests.integration.conftest import App
+from tests.app_under_test import App
 
 
 def intent(intent_id: str, minute: int, count: int, **extra: Any) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from scaler import bootstrap
 from scaler.settings import INTENTS_QUEUE, POISON_QUEUE
-from tests.integration.conftest import App
+from tests.app_under_test import App
 
 BATCH_ETAG = "2b7d9e61-0c3a-4e8f-9d12-6a5b4c3e2f11"  # from the emulator's seed
 

@@ -12,7 +12,7 @@ import pytest
 import function_app
 from local.functions_host import LocalFunctionsHost, QueueSettings
 from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE
-from tests.integration.conftest import App
+from tests.app_under_test import App
 
 INTENT = '{"id": "retry-me", "pools": {"batch": 7}}'
 

@@ -23,7 +23,7 @@ from azure.storage.blob import BlobServiceClient
 import function_app
 from local.functions_host import registered_functions
 from scaler.settings import STATE_TABLE
-from tests.integration.conftest import App
+from tests.app_under_test import App
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 # A minute boundary a little ahead of now: the window under test opens there.

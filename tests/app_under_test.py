@@ -1,4 +1,6 @@
-"""Azurite and the AKS emulator as real processes; the app called through function_app.py."""
+"""The app under test: Azurite and the AKS emulator as real processes, one stack for the whole
+session, and the functions of function_app.py called as the worker calls them. The fixtures are
+registered for every suite by tests/conftest.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `.venv/bin/python -m bench [--quick]` (see bench/__main__.py)."""
