@@ -110,6 +110,9 @@ def _send(args: argparse.Namespace, out: Console) -> int:
     from azure.storage.queue import QueueClient
 
     intent = _read_intent(args.file)
+    if intent.issued_at is None:
+        # Queue insertion times have whole seconds; the send time orders intents finer.
+        intent = replace(intent, issued_at=utc_now())
     connection_string = args.connection_string or (
         None if args.account_url else os.environ.get(STORAGE_CONNECTION)
     )

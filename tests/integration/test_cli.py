@@ -11,7 +11,7 @@ import pytest
 
 from scaler.cli import main
 from scaler.settings import INTENTS_QUEUE
-from tests.integration.conftest import App
+from tests.app_under_test import App
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,7 @@ def test_send_enqueues_what_the_function_then_applies(
     assert "sent intent cli-1 to scale-intents" in capsys.readouterr().out
     (queued,) = app.take(INTENTS_QUEUE)
     assert queued["id"] == "cli-1" and queued["pools"] == {"batch": {"count": 4}}
+    assert queued["issued_at"]  # stamped at send time, finer than the queue's whole seconds
     app.deliver(json.dumps(queued))
     assert app.only_result()["outcome"] == "applied"
 
