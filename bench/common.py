@@ -4,12 +4,11 @@ queue function the way the host does, and putting the stack back to a known stat
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from azure.storage.queue import QueueClient
@@ -25,20 +24,9 @@ def app_env(stack: LocalStack) -> dict[str, str]:
     return {**stack.settings, **BENCH_SETTINGS}
 
 
-@contextmanager
-def app_environment(stack: LocalStack) -> Iterator[None]:
+def app_environment(stack: LocalStack) -> AbstractContextManager[None]:
     """The app's settings in this process's environment (bootstrap reads os.environ)."""
-    from scaler import bootstrap
-
-    saved = dict(os.environ)
-    os.environ.update(app_env(stack))
-    bootstrap.reset()
-    try:
-        yield
-    finally:
-        bootstrap.reset()
-        os.environ.clear()
-        os.environ.update(saved)
+    return stack.app_environment(**BENCH_SETTINGS)
 
 
 def queue(stack: LocalStack, name: str) -> QueueClient:

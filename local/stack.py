@@ -6,6 +6,7 @@ Used by the run command and by the integration tests, so both exercise the same 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,22 @@ class LocalStack:
 
     def queue_service(self) -> QueueServiceClient:
         return QueueServiceClient.from_connection_string(self.azurite.connection_string)
+
+    @contextlib.contextmanager
+    def app_environment(self, **overrides: str) -> Iterator[None]:
+        """This stack's settings (plus `overrides`) in os.environ, where the app's bootstrap
+        reads them, for running the function app in this process; restored afterwards."""
+        from scaler import bootstrap
+
+        saved = dict(os.environ)
+        os.environ.update({**self.settings, **overrides})
+        bootstrap.reset()
+        try:
+            yield
+        finally:
+            bootstrap.reset()
+            os.environ.clear()
+            os.environ.update(saved)
 
     def table_service(self) -> TableServiceClient:
         return TableServiceClient.from_connection_string(self.azurite.connection_string)

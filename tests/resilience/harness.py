@@ -8,12 +8,11 @@ outcome and the emulator's request log, for the suites to check the guarantees a
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,6 @@ from azure.storage.queue import QueueClient
 import function_app
 from local.functions_host import LocalFunctionsHost, QueueSettings
 from local.stack import LocalStack, local_stack
-from scaler import bootstrap
 from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE
 
 FINAL_OUTCOMES = {"applied", "unchanged", "stale", "rejected", "poisoned"}
@@ -123,25 +121,11 @@ def load_stack(tmp: Path, operation_seconds: float) -> Iterator[LocalStack]:
         yield stack
 
 
-@contextmanager
-def app_settings(stack: LocalStack, **overrides: str) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(stack.settings)
-    os.environ.update(
-        {
-            "SCALER_RETRY_BASE_SECONDS": "1",
-            "SCALER_RETRY_MAX_SECONDS": "3",
-            "SCALER_MAX_ATTEMPTS": "40",
-            **overrides,
-        }
+def app_settings(stack: LocalStack) -> AbstractContextManager[None]:
+    """Quick retries and a generous attempt budget: faults are many, and the run must end."""
+    return stack.app_environment(
+        SCALER_RETRY_BASE_SECONDS="1", SCALER_RETRY_MAX_SECONDS="3", SCALER_MAX_ATTEMPTS="40"
     )
-    bootstrap.reset()
-    try:
-        yield
-    finally:
-        bootstrap.reset()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def run(
