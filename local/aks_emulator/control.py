@@ -22,6 +22,18 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 
 
+def app_env(
+    arm_endpoint: str, identity_endpoint: str, identity_header: str, ca_bundle: str
+) -> dict[str, str]:
+    """Environment variables that point the app (and azure-identity) at an emulator."""
+    return {
+        "SCALER_ARM_ENDPOINT": arm_endpoint,
+        "IDENTITY_ENDPOINT": identity_endpoint,
+        "IDENTITY_HEADER": identity_header,
+        "REQUESTS_CA_BUNDLE": ca_bundle,
+    }
+
+
 class EmulatorControl:
     """Client of the `/_emulator/` control API (no auth; TLS verified against the emulator CA)."""
 
@@ -237,12 +249,9 @@ class EmulatorProcess:
 
     def env(self) -> dict[str, str]:
         """Environment variables that point the app (and azure-identity) at this emulator."""
-        return {
-            "SCALER_ARM_ENDPOINT": self.arm_endpoint,
-            "IDENTITY_ENDPOINT": self.identity_endpoint,
-            "IDENTITY_HEADER": self.identity_header,
-            "REQUESTS_CA_BUNDLE": self.ca_bundle,
-        }
+        return app_env(
+            self.arm_endpoint, self.identity_endpoint, self.identity_header, self.ca_bundle
+        )
 
     def stop(self) -> None:
         """SIGTERM, wait up to 5 s, then kill. Safe to call twice."""

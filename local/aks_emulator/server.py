@@ -428,12 +428,11 @@ class RunningEmulator:
         }
 
     def env(self) -> dict[str, str]:
-        return {
-            "SCALER_ARM_ENDPOINT": self.arm_endpoint,
-            "IDENTITY_ENDPOINT": self.identity_endpoint,
-            "IDENTITY_HEADER": self.identity_header,
-            "REQUESTS_CA_BUNDLE": self.ca_bundle,
-        }
+        from .control import app_env
+
+        return app_env(
+            self.arm_endpoint, self.identity_endpoint, self.identity_header, self.ca_bundle
+        )
 
     @property
     def control(self) -> EmulatorControl:
