@@ -143,14 +143,7 @@ class Applier:
             # if it has not, it will converge the pool itself.
             wanted = {name: newer[name].requested for name in pending if name in newer}
             replanned = {p.name: p for p in plan_pools(current, wanted, mode.start_stopped)}
-            plans = [
-                plan
-                if plan.name not in replanned
-                else replanned[plan.name]
-                if claims and claims.settled(newer[plan.name])
-                else replace(replanned[plan.name], action=Action.NONE)
-                for plan in plans
-            ]
+            plans = [_for_newer(replanned.get(p.name), p, newer, claims) for p in plans]
             pending = {}
             written = []
             for plan in plans:

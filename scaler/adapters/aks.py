@@ -33,7 +33,8 @@ from scaler.ports import GatewayError, StaleEtag
 # MSAL keeps a failed (5xx) token answer for 5 s and replays it; retrying sooner is pointless.
 _TOKEN_RETRY_AFTER_SECONDS = 5
 # Statuses worth another attempt later; everything else from ARM is a permanent answer.
-_TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# 401 is an expired or refused token: a fresh one may well work next time.
+_TRANSIENT_STATUS = {401, 408, 409, 429, 500, 502, 503, 504}
 
 
 class AksGateway:
@@ -150,8 +151,7 @@ def _translated_errors(doing: str) -> Iterator[None]:
         raise GatewayError(
             code,
             f"{doing}: {message}",
-            # 401 is an expired or refused token: a fresh one may well work next time.
-            transient=status in _TRANSIENT_STATUS or status == 401,
+            transient=status in _TRANSIENT_STATUS,
             retry_after=_retry_after(error),
         ) from error
     except ClientAuthenticationError as error:

@@ -21,7 +21,13 @@ import isodate
 
 from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
 from scaler.domain.errors import InvalidInput, field_name
-from scaler.domain.pools import PoolRequest, json_type, parse_pool_name, parse_pool_request
+from scaler.domain.pools import (
+    PoolRequest,
+    is_whole_number,
+    json_type,
+    parse_pool_name,
+    parse_pool_request,
+)
 
 # A storage queue message holds at most 64 KiB; anything larger did not come from a queue.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -196,7 +202,11 @@ def intent_id_of(body: bytes | str) -> str | None:
 
 def _from_seed_shorthand(document: Mapping[str, Any]) -> Mapping[str, Any]:
     # The seed project's format: {"manualpool2": 5, ...} targets the default cluster.
-    if document and not (set(document) & FIELDS) and all(_is_count(v) for v in document.values()):
+    if (
+        document
+        and not (set(document) & FIELDS)
+        and all(is_whole_number(v) for v in document.values())
+    ):
         return {"pools": dict(document)}
     raise InvalidInput("pools", 'is required (or send the short form {"<pool>": <count>, ...})')
 
@@ -287,13 +297,9 @@ def _reason(document: Mapping[str, Any]) -> str | None:
 def _attempt(document: Mapping[str, Any]) -> int:
     retry = document.get(RETRY_FIELD, {"attempt": 1})
     attempt = retry.get("attempt") if isinstance(retry, Mapping) else None
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+    if not is_whole_number(attempt) or attempt < 1:
         raise InvalidInput(f"{RETRY_FIELD}.attempt", "must be a whole number of at least 1")
     return attempt
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _utf8(raw: bytes) -> str:

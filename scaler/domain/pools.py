@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeGuard
 
 from scaler.domain.errors import InvalidInput
 
@@ -107,7 +107,7 @@ def parse_pool_name(name: object, where: str) -> str:
 
 def parse_pool_request(value: object, where: str, max_count: int) -> PoolRequest:
     """One pool's desired state from JSON; `where` names the field in every error."""
-    if _is_int(value):
+    if is_whole_number(value):
         return ManualCount(_count(value, where, max_count))
     if not isinstance(value, Mapping):
         raise InvalidInput(
@@ -139,9 +139,8 @@ def parse_pool_request(value: object, where: str, max_count: int) -> PoolRequest
 
 
 def _count(value: object, where: str, max_count: int) -> int:
-    if not _is_int(value):
+    if not is_whole_number(value):
         raise InvalidInput(where, f"must be a whole number, got {json_type(value)}")
-    assert isinstance(value, int)
     if value < 0:
         raise InvalidInput(where, f"must not be negative, got {value}")
     if value > max_count:
@@ -149,7 +148,7 @@ def _count(value: object, where: str, max_count: int) -> int:
     return value
 
 
-def _is_int(value: object) -> bool:
+def is_whole_number(value: object) -> TypeGuard[int]:
     # JSON true/false arrive as bool, which Python counts as int: never a node count.
     return isinstance(value, int) and not isinstance(value, bool)
 
