@@ -30,8 +30,8 @@ from scaler.domain.schedule import (
     Decision,
     Schedule,
     ScheduledState,
-    load_schedule,
 )
+from scaler.domain.schedule_file import load_schedule
 from scaler.settings import Settings, SettingsError
 
 SLOT_MINUTES = 30  # one character of the timeline

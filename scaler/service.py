@@ -24,7 +24,7 @@ from scaler.domain.outcomes import Outcome, Overall, PoolOutcome, PoolResult, Pr
 from scaler.domain.planner import Action
 from scaler.domain.pool_records import PoolRecord
 from scaler.domain.pools import PoolRequest
-from scaler.domain.schedule import load_schedule
+from scaler.domain.schedule_file import load_schedule
 from scaler.pool_claims import IntentClaims
 from scaler.ports import ClusterGateway, MessageGateway, ScheduleSource, StateStore
 from scaler.settings import Settings

@@ -24,7 +24,7 @@ from azure.storage.queue import QueueClient
 
 from local.aks_emulator.control import EmulatorControl
 from scaler.domain.pools import Autoscale, PoolRequest, Power
-from scaler.domain.schedule import load_schedule
+from scaler.domain.schedule_file import load_schedule
 from scaler.settings import RESULTS_QUEUE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
