@@ -7,20 +7,19 @@ invalid intent can never reach Resource Manager.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import isodate
 
 from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
 from scaler.domain.errors import InvalidInput, field_name
+from scaler.domain.message_text import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from scaler.domain.message_text import decode_message as decode_message
 from scaler.domain.pools import (
     PoolRequest,
     is_whole_number,
@@ -29,8 +28,6 @@ from scaler.domain.pools import (
     parse_pool_request,
 )
 
-# A storage queue message holds at most 64 KiB; anything larger did not come from a queue.
-MAX_MESSAGE_BYTES = 64 * 1024
 MAX_POOLS_PER_INTENT = 100
 MAX_REASON_CHARS = 1000
 # A hold outlives its intent; a month is long enough for any planned exception and short enough
@@ -104,40 +101,6 @@ class Intent:
         if self.attempt > 1:
             message[RETRY_FIELD] = {"attempt": self.attempt}
         return message
-
-
-def decode_message(body: bytes | str) -> dict[str, Any]:
-    """Message text → JSON object. Accepts plain JSON and base64-encoded JSON: producers differ
-    (the Python SDK sends plain text, the portal and many tools base64), and JSON text can never
-    be valid base64 because `{` is outside the base64 alphabet, so the two cannot be confused."""
-    try:
-        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    except UnicodeEncodeError as error:  # a str holding a lone surrogate
-        raise InvalidInput(
-            "", f"message is not UTF-8 text (bad character at {error.start})"
-        ) from None
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise InvalidInput(
-            "", f"message is {len(raw)} bytes; a queue message holds at most {MAX_MESSAGE_BYTES}"
-        )
-    text = _utf8(raw).strip()
-    if text and not text.startswith(("{", "[", '"')):
-        text = _from_base64(text) or text  # not base64 either: the JSON error will say what's wrong
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(
-            "", f"message is not JSON ({error.msg} at position {error.pos})"
-        ) from None
-    except RecursionError:
-        raise InvalidInput("", "message is not an intent (JSON nested too deeply)") from None
-    except InvalidInput:  # from the hooks: duplicate keys, NaN
-        raise
-    except ValueError as error:  # e.g. an integer longer than Python's int_max_str_digits
-        raise InvalidInput("", f"message is not an intent ({error})") from None
-    if not isinstance(value, dict):
-        raise InvalidInput("", f"an intent must be a JSON object, not {json_type(value)}")
-    return value
 
 
 def parse_intent(body: bytes | str, defaults: IntentDefaults, now: datetime) -> Intent:
@@ -237,6 +200,16 @@ def _text(document: Mapping[str, Any], name: str, default: str, pattern: re.Patt
     return value
 
 
+# Every timestamp an intent carries lies in this window, so no arithmetic on one (plus a hold or
+# a lease, minus a clock skew) can leave datetime's years 1..9999, and every one can be stored
+# in Table storage (which keeps nothing before 1601).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
+# No duration an intent carries is longer than this, whatever the caller's own maximum: a
+# timestamp in the window plus any duration stays a valid datetime.
+LONGEST_DURATION = timedelta(days=10 * 366)
+
+
 def _timestamp(document: Mapping[str, Any], name: str) -> datetime | None:
     if name not in document:
         return None
@@ -249,32 +222,62 @@ def _timestamp(document: Mapping[str, Any], name: str) -> datetime | None:
         raise InvalidInput(name, f"{value!r} is not an ISO-8601 timestamp") from None
     if moment.tzinfo is None:
         raise InvalidInput(name, f"{value!r} has no time zone; add Z or an offset like +01:00")
+    try:  # an offset can push year 1 or 9999 out of range when the two are compared
+        inside = EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise InvalidInput(
+            name,
+            f"{value!r} is outside {EARLIEST_TIMESTAMP.year}-01-01 to "
+            f"{LATEST_TIMESTAMP.year}-01-01 (UTC)",
+        )
     return moment
 
 
+def _duration(
+    document: Mapping[str, Any], name: str, maximum: timedelta, *, too_long: str | None = None
+) -> timedelta | None:
+    """An ISO-8601 duration field ("PT3H", "P1DT12H"), positive and at most `maximum` (and
+    never more than LONGEST_DURATION); None when absent. `too_long` replaces the problem text
+    for a duration over the maximum."""
+    if name not in document:
+        return None
+    value = document[name]
+    limit = min(maximum, LONGEST_DURATION)
+    too_long = too_long or f"{value} is longer than {isodate.duration_isoformat(limit)}"
+    try:
+        duration = isodate.parse_duration(value) if isinstance(value, str) else None
+    except OverflowError:  # "P9999999999D": more days than a timedelta holds
+        raise InvalidInput(name, too_long) from None
+    except (isodate.ISO8601Error, ValueError, ArithmeticError):
+        duration = None
+    if isinstance(duration, isodate.Duration):
+        raise InvalidInput(
+            name, f"{value!r}: months and years have no fixed length; use days, e.g. P30D"
+        )
+    if not isinstance(duration, timedelta) or duration <= timedelta(0):
+        raise InvalidInput(
+            name, f"{value!r} is not a positive ISO-8601 duration like PT3H or P1DT12H"
+        )
+    if duration > limit:
+        raise InvalidInput(name, too_long)
+    return duration
+
+
 def _hold_until(document: Mapping[str, Any], start: datetime, now: datetime) -> datetime | None:
-    """`hold` (an ISO-8601 duration from issued_at, e.g. "PT3H") or `hold_until` (a time)."""
+    """`hold` (an ISO-8601 duration from `start`, e.g. "PT3H") or `hold_until` (a time)."""
     if "hold" in document and "hold_until" in document:
         raise InvalidInput("hold", "give hold or hold_until, not both")
-    if "hold" in document:
-        value = document["hold"]
-        try:
-            duration = isodate.parse_duration(value) if isinstance(value, str) else None
-        except (isodate.ISO8601Error, ValueError):
-            duration = None
-        if not isinstance(duration, timedelta) or duration <= timedelta(0):
-            raise InvalidInput(
-                "hold", f"{value!r} is not a positive ISO-8601 duration like PT3H or P1DT12H"
-            )
-        until: datetime | None = start + duration
-    else:
-        until = _timestamp(document, "hold_until")
+    too_long = f"a hold lasts at most {MAX_HOLD.days} days"
+    duration = _duration(document, "hold", MAX_HOLD, too_long=too_long)
+    until = start + duration if duration is not None else _timestamp(document, "hold_until")
     if until is None:
         return None
     if until <= now:
         raise InvalidInput("hold", f"the hold would already have ended at {until.isoformat()}")
     if until - now > MAX_HOLD:
-        raise InvalidInput("hold", f"a hold lasts at most {MAX_HOLD.days} days")
+        raise InvalidInput("hold", too_long)
     return until
 
 
@@ -300,30 +303,3 @@ def _attempt(document: Mapping[str, Any]) -> int:
     if not is_whole_number(attempt) or attempt < 1:
         raise InvalidInput(f"{RETRY_FIELD}.attempt", "must be a whole number of at least 1")
     return attempt
-
-
-def _utf8(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidInput("", f"message is not UTF-8 text (bad byte at {error.start})") from None
-
-
-def _from_base64(text: str) -> str | None:
-    try:
-        return base64.b64decode(text, validate=True).decode("utf-8").strip()
-    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        return None
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidInput(field_name(key), "appears twice in the same object")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> None:
-    raise InvalidInput("", f"message is not JSON ({name} is not a JSON value)")

@@ -89,7 +89,10 @@ def test_round_trip_through_the_queue_form_keeps_the_intent() -> None:
     [
         ("not json", "message is not JSON (Expecting value at position 0)"),
         ("", "message is not JSON (Expecting value at position 0)"),
-        (b"\xff\xfe{}", "message is not UTF-8 text (bad byte at 0)"),
+        (
+            b"\xff\xfe{}",
+            "message is not UTF-8 text (bad byte at 0; it starts with a UTF-16 byte-order mark)",
+        ),
         ("[1, 2]", "an intent must be a JSON object, not a list"),
         ("true", "an intent must be a JSON object, not a boolean"),
         ('{"pools": {"batch": NaN}}', "message is not JSON (NaN is not a JSON value)"),
