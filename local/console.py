@@ -1,11 +1,22 @@
-"""Prints each outcome as it happens, for the person watching the local run."""
+"""Prints each outcome as it happens, for the person watching the local run.
+
+Everything in an outcome may come from a producer (pool names, ids, reasons, error texts quoting
+the input), so nothing in it reaches the terminal as it is: control characters (a newline that
+forges a line, ESC sequences that clear the screen or make a link) are shown as escapes, and the
+line is a rich `Text`, never markup, so `[blink]` or `[/nope]` are just characters. The handler
+runs inside the function's logging call: whatever goes wrong, it prints a plain line instead and
+never raises into the function.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import unicodedata
+from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from scaler.cli import describe_pool
 
@@ -17,23 +28,43 @@ _STYLE = {
     "rejected": "red",
     "poisoned": "bold red",
 }
+# Control (Cc), format (Cf: bidi overrides, zero-width), surrogate (Cs), line and paragraph
+# separators (Zl, Zp): characters that move the cursor, hide text or break the line.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# An outcome shown when it cannot be described is cut to this many characters.
+_FALLBACK_CHARS = 2000
 
 
-def describe(outcome: dict[str, object]) -> str:
-    """One line: outcome, intent id, cluster, then what happened to each pool."""
+def printable(text: str) -> str:
+    """`text` with every character that could act on a terminal written as an escape (\\n,
+    \\x1b, \\u202e), so it shows as one line of visible characters."""
+    return "".join(
+        _escaped(ch) if unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
+    )
+
+
+def _escaped(ch: str) -> str:
+    return ch.encode("unicode_escape").decode("ascii")  # "\\n", "\\x1b", "\\u202e", "\\ud800"
+
+
+def describe(outcome: dict[str, Any]) -> str:
+    """One line: outcome, intent id, cluster, then what happened to each pool. Safe to print:
+    every character that could act on a terminal is escaped."""
     cluster = str(outcome.get("cluster") or "").rsplit("/managedClusters/", 1)[-1] or "-"
-    parts = [f"{outcome['outcome']:<9} intent={outcome['intent_id']} cluster={cluster}"]
-    for pool in outcome.get("pools") or []:  # type: ignore[attr-defined]
+    parts = [f"{outcome.get('outcome')!s:<9} intent={outcome.get('intent_id')} cluster={cluster}"]
+    for pool in outcome.get("pools") or []:
         before = pool.get("before") or {}
         now = describe_pool(before) if before else "?"
-        requested = json.dumps(pool["requested"])
-        parts.append(f"{pool['pool']}: {pool['action']} {now} → {requested} ({pool['outcome']})")
+        requested = json.dumps(pool.get("requested"))
+        parts.append(
+            f"{pool.get('pool')}: {pool.get('action')} {now} → {requested} ({pool.get('outcome')})"
+        )
     error = outcome.get("error")
     if isinstance(error, dict):
-        parts.append(f"error {error['code']}: {error['message']}")
+        parts.append(f"error {error.get('code')}: {error.get('message')}")
     if outcome.get("retry_in_seconds") is not None:
         parts.append(f"retry in {outcome['retry_in_seconds']}s")
-    return "  ".join(parts)
+    return printable("  ".join(parts))
 
 
 class OutcomeConsole(logging.Handler):
@@ -47,5 +78,15 @@ class OutcomeConsole(logging.Handler):
         document = getattr(record, "outcome", None)
         if document is None:
             return
-        outcome = json.loads(document)
-        self._console.print(describe(outcome), style=_STYLE.get(str(outcome["outcome"]), ""))
+        try:
+            try:
+                outcome = json.loads(document)
+                line = Text(describe(outcome), style=_STYLE.get(str(outcome.get("outcome")), ""))
+            except Exception as error:  # a document this console does not understand
+                line = Text(
+                    f"outcome ({type(error).__name__} describing it): "
+                    + printable(str(document)[:_FALLBACK_CHARS])
+                )
+            self._console.print(line, markup=False, emoji=False, highlight=False)
+        except Exception:  # the terminal itself failed: logging's own last resort, no raise
+            self.handleError(record)
