@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 TOKEN_LIFETIME_SECONDS = 8 * 3600
+SYSTEM_ASSIGNED = "system-assigned"  # the principal of a token requested without client_id
 
 
 class TokenIssuer:
@@ -19,7 +20,8 @@ class TokenIssuer:
     def __init__(self, identity_header: str, lifetime: int = TOKEN_LIFETIME_SECONDS) -> None:
         self.identity_header = identity_header
         self.lifetime = lifetime
-        self._tokens: dict[str, float] = {}
+        # token -> (expires_on, principal); the principal is what Resource Manager throttles by.
+        self._tokens: dict[str, tuple[float, str]] = {}
 
     def header_ok(self, value: str | None) -> bool:
         return value is not None and hmac.compare_digest(value, self.identity_header)
@@ -27,7 +29,7 @@ class TokenIssuer:
     def issue(self, resource: str, client_id: str | None, now: float) -> dict[str, Any]:
         token = secrets.token_urlsafe(32)
         expires_on = int(now) + self.lifetime
-        self._tokens[token] = expires_on
+        self._tokens[token] = (expires_on, client_id or SYSTEM_ASSIGNED)
         answer: dict[str, Any] = {
             "access_token": token,
             "expires_on": str(expires_on),
@@ -39,10 +41,16 @@ class TokenIssuer:
         return answer
 
     def valid(self, authorization: str | None, now: float) -> bool:
+        return self.principal(authorization, now) is not None
+
+    def principal(self, authorization: str | None, now: float) -> str | None:
+        """Who a valid bearer token was issued to (its client id); None for an invalid one."""
         if not authorization:
-            return False
+            return None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return False
-        expires_on = self._tokens.get(token.strip())
-        return expires_on is not None and now < expires_on
+            return None
+        entry = self._tokens.get(token.strip())
+        if entry is None or now >= entry[0]:
+            return None
+        return entry[1]

@@ -259,6 +259,30 @@ class AksState:
             pool.settle(now)
         return cluster.body()
 
+    def list_clusters(
+        self, subscription: str, rg: str | None, now: float, skip: int, page_size: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of the clusters of a subscription (or of one of its resource groups).
+
+        Returns the page and the offset of the next one (None on the last page). Seed order.
+        """
+        sub = subscription.lower()
+        if not any(k[0] == sub for k in self.clusters):
+            raise not_found(f"The subscription '{subscription}' could not be found.")
+        if rg is not None and not any(k[:2] == (sub, rg.lower()) for k in self.clusters):
+            raise not_found(f"Resource group '{rg}' could not be found.")
+        matching = [
+            cluster
+            for key, cluster in self.clusters.items()
+            if key[0] == sub and (rg is None or key[1] == rg.lower())
+        ]
+        page = matching[skip : skip + page_size]
+        for cluster in page:
+            for pool in cluster.pools.values():
+                pool.settle(now)
+        more = skip + page_size < len(matching)
+        return [cluster.body() for cluster in page], (skip + page_size if more else None)
+
     def list_pools(self, subscription: str, rg: str, name: str, now: float) -> dict[str, Any]:
         cluster = self.cluster(subscription, rg, name)
         for pool in cluster.pools.values():
