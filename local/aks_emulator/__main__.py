@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from .emulator import DEFAULT_LIST_PAGE_SIZE
 from .server import create_server
 
 
@@ -36,6 +37,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--identity-header", default=None, help="X-IDENTITY-HEADER secret (default: random)"
     )
+    parser.add_argument(
+        "--no-throttling",
+        dest="throttling",
+        action="store_false",
+        help="never answer 429 from the Resource Manager and AKS throttle buckets",
+    )
+    parser.add_argument(
+        "--throttle-time-scale",
+        type=float,
+        default=1.0,
+        help="throttle buckets refill this many times faster than real time "
+        "(60: AKS's 1 write per minute per pool becomes 1 per second; default 1)",
+    )
+    parser.add_argument(
+        "--list-page-size",
+        type=int,
+        default=DEFAULT_LIST_PAGE_SIZE,
+        help=f"clusters per page of LIST managedClusters (default {DEFAULT_LIST_PAGE_SIZE})",
+    )
     parser.add_argument("--verbose", action="store_true", help="access log on stderr")
     parser.add_argument(
         "--exit-on-stdin-eof",
@@ -47,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.throttle_time_scale <= 0:
+        sys.exit("--throttle-time-scale must be > 0")
+    if args.list_page_size < 1:
+        sys.exit("--list-page-size must be >= 1")
     running = create_server(
         seed_path=args.seed,
         operation_seconds=args.operation_seconds,
@@ -54,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         identity_header=args.identity_header,
         verbose=args.verbose,
+        throttling=args.throttling,
+        throttle_time_scale=args.throttle_time_scale,
+        list_page_size=args.list_page_size,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

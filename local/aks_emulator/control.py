@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import requests
 
+from .fleet import fleet_seed, subscription_id
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
@@ -60,9 +62,32 @@ class EmulatorControl:
         return response.json()
 
     def requests_log(self) -> list[dict[str, Any]]:
-        """Every ARM and token request: seq, time, method, path, if_match, status, fault, body."""
+        """Every ARM and token request: seq, time, method, path, if_match, status, fault, body,
+        etag_after, kind ("PutAgentPool", ...) and throttled (the bucket that answered 429)."""
         log: list[dict[str, Any]] = self._call("GET", "requests")
         return log
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of the request log: `total`, `throttled`, `status_429`, `throttled_by_bucket`
+        and `by_kind` (`{"PutAgentPool": {"total", "throttled", "by_status": {"200": n}}}`)."""
+        stats: dict[str, Any] = self._call("GET", "stats")
+        return stats
+
+    def count(
+        self,
+        kind: str | None = None,
+        status: int | None = None,
+        throttled: bool | None = None,
+    ) -> int:
+        """Logged requests of a kind ("PutAgentPool", "GetManagedCluster", ...), with a status,
+        or answered 429 by a throttle bucket (`throttled=True`); None matches anything."""
+        return sum(
+            1
+            for entry in self.requests_log()
+            if (kind is None or entry.get("kind") == kind)
+            and (status is None or entry["status"] == status)
+            and (throttled is None or bool(entry.get("throttled")) == throttled)
+        )
 
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")
@@ -89,8 +114,34 @@ class EmulatorControl:
         raise KeyError(f"no pool {rg}/{cluster}/{name} in the emulator")
 
     def reset(self, seed: dict[str, Any] | None = None) -> None:
-        """Back to the start-up seed (or `seed`); clears faults, the log and config changes."""
+        """Back to the start-up seed (or `seed`); clears faults, the log, config changes and
+        throttle limit overrides, and refills every throttle bucket."""
         self._call("POST", "reset", {"seed": seed} if seed is not None else {})
+
+    def seed_fleet(
+        self,
+        subscriptions: int = 2,
+        resource_groups: int = 2,
+        clusters_per_resource_group: int = 5,
+        pools_per_cluster: int = 3,
+        keep_seed: bool = False,
+    ) -> list[str]:
+        """Reset to a generated fleet (see `fleet.fleet_seed`, built by the emulator itself);
+        returns the fleet's subscription ids. `keep_seed` keeps the start-up seed's clusters."""
+        self._call(
+            "POST",
+            "reset",
+            {
+                "fleet": {
+                    "subscriptions": subscriptions,
+                    "resource_groups": resource_groups,
+                    "clusters_per_resource_group": clusters_per_resource_group,
+                    "pools_per_cluster": pools_per_cluster,
+                    "keep_seed": keep_seed,
+                }
+            },
+        )
+        return [subscription_id(i + 1) for i in range(subscriptions)]
 
     def set_faults(self, rules: list[dict[str, Any]], random: dict[str, Any] | None = None) -> None:
         self._call("POST", "faults", {"rules": rules, "random": random})
@@ -105,6 +156,40 @@ class EmulatorControl:
 
     def set_operation_seconds(self, seconds: float) -> None:
         self._call("POST", "config", {"operation_seconds": seconds})
+
+    def config(self) -> dict[str, Any]:
+        """`{"operation_seconds", "throttling", "throttle_time_scale", "list_page_size"}`."""
+        config: dict[str, Any] = self._call("GET", "config")
+        return config
+
+    def set_config(self, **settings: Any) -> dict[str, Any]:
+        """Change any of `config()`'s settings until the next reset; returns them all."""
+        config: dict[str, Any] = self._call("POST", "config", settings)
+        return config
+
+    def set_throttling(self, enabled: bool) -> None:
+        """Throttling on (the default) or off: off never answers 429 from a bucket."""
+        self.set_config(throttling=enabled)
+
+    def set_throttle_time_scale(self, scale: float) -> None:
+        """Buckets refill `scale` times faster than real time (60: 1 per minute -> 1 per s)."""
+        self.set_config(throttle_time_scale=scale)
+
+    def throttle(self) -> dict[str, Any]:
+        """`{"enabled", "time_scale", "limits": {name: {"burst", "refill_per_second",
+        "scope"}}, "buckets": [{"limit", "scope", "tokens", "burst"}]}` as of now."""
+        throttle: dict[str, Any] = self._call("GET", "throttle")
+        return throttle
+
+    def set_limits(self, limits: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """Override limits until the next reset, e.g. `{"aks_put_agent_pool": {"burst": 2}}`;
+        their buckets refill."""
+        throttle: dict[str, Any] = self._call("POST", "throttle", {"limits": limits})
+        return throttle
+
+    def refill_buckets(self) -> None:
+        """Every throttle bucket full again; settings and limits stay."""
+        self._call("DELETE", "throttle")
 
     def force_pool(
         self,
@@ -161,9 +246,15 @@ class EmulatorProcess:
         operation_seconds: float = 1.0,
         seed: Path | None = None,
         ready_timeout: float = READY_TIMEOUT,
+        throttling: bool = True,
+        throttle_time_scale: float = 1.0,
+        list_page_size: int | None = None,
     ) -> None:
         self.operation_seconds = operation_seconds
         self.seed = seed
+        self.throttling = throttling
+        self.throttle_time_scale = throttle_time_scale
+        self.list_page_size = list_page_size
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen[str] | None = None
         self.state_dir: Path | None = None
@@ -191,6 +282,12 @@ class EmulatorProcess:
         ]
         if self.seed is not None:
             command += ["--seed", str(Path(self.seed).resolve())]
+        if not self.throttling:
+            command.append("--no-throttling")
+        if self.throttle_time_scale != 1:
+            command += ["--throttle-time-scale", str(self.throttle_time_scale)]
+        if self.list_page_size is not None:
+            command += ["--list-page-size", str(self.list_page_size)]
         # stderr goes to a file: a pipe nobody reads would fill up and stall the emulator.
         self._stderr = open(self.state_dir / "stderr.log", "w+", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -285,4 +382,4 @@ class EmulatorProcess:
         self.stop()
 
 
-__all__ = ["REPO_ROOT", "EmulatorControl", "EmulatorProcess"]
+__all__ = ["REPO_ROOT", "EmulatorControl", "EmulatorProcess", "fleet_seed", "subscription_id"]

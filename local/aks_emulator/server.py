@@ -27,9 +27,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 
-from .emulator import Emulator, load_seed
-from .faults import FaultConfigError, fault_answer, token_error
-from .state import PROVIDER, ArmError, unquote_etag
+from .emulator import DEFAULT_LIST_PAGE_SIZE, Emulator, check_page_size, load_seed, request_stats
+from .faults import fault_answer, token_error
+from .fleet import fleet_from_request
+from .state import PROVIDER, ArmError, invalid, unquote_etag
+from .throttle import check_time_scale, request_kind
 
 if TYPE_CHECKING:
     from .control import EmulatorControl
@@ -43,7 +45,17 @@ _CLUSTER = (
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
     rf"/providers/{re.escape(PROVIDER)}/managedclusters/(?P<cluster>[^/]+)"
 )
+_SUBSCRIPTION = re.compile(r"^/subscriptions/(?P<sub>[^/]+)", re.IGNORECASE)
 ROUTES: dict[str, re.Pattern[str]] = {
+    "clusters": re.compile(
+        rf"^/subscriptions/(?P<sub>[^/]+)/providers/{re.escape(PROVIDER)}/managedclusters/?$",
+        re.IGNORECASE,
+    ),
+    "clusters_rg": re.compile(
+        r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
+        rf"/providers/{re.escape(PROVIDER)}/managedclusters/?$",
+        re.IGNORECASE,
+    ),
     "cluster": re.compile(_CLUSTER + r"/?$", re.IGNORECASE),
     "pools": re.compile(_CLUSTER + r"/agentpools/?$", re.IGNORECASE),
     "pool": re.compile(_CLUSTER + r"/agentpools/(?P<pool>[^/]+)/?$", re.IGNORECASE),
@@ -63,6 +75,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False  # close the TCP connection abruptly instead of answering
     fault: str | None = None
+    throttled: str | None = None  # the throttle bucket (limit name) that answered 429
 
 
 def _etag_of(reply: Reply) -> str | None:
@@ -141,8 +154,14 @@ class Handler(BaseHTTPRequestHandler):
                 body = raw.decode("utf-8", "replace")
         is_token = path.lower().rstrip("/") == TOKEN_PATH
         if is_token:
+            kind = "Token"
             reply = self._safe(lambda: self._token(method, query))
         else:
+            route, match = self._route(path)
+            kind = "Unknown"
+            if match is not None:
+                args = {k: unquote(v) for k, v in match.groupdict().items()}
+                kind = request_kind(route, method, args).name
             reply = self._safe(lambda: self._arm(method, path, query, body))
         if_match = self.headers.get("If-Match")
         self.emu.log_request(
@@ -153,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
             reply.fault,
             body if method in ("PUT", "POST", "PATCH") else None,
             _etag_of(reply) if method == "PUT" else None,
+            kind,
+            reply.throttled,
         )
         self._send(reply)
 
@@ -214,6 +235,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- ARM -----------------------------------------------------------------------------------
 
     def _arm(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Reply:
+        """Faults, authentication, Resource Manager's throttle, then the AKS resource provider."""
         emu = self.emu
         with emu.lock:
             fault = emu.faults.pick(method, path, is_token=False)
@@ -224,25 +246,54 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(status, fault_body, headers, fault=fault.kind)
 
         with emu.lock:
-            authorized = emu.tokens.valid(self.headers.get("Authorization"), emu.now())
-        if not authorized:
+            principal = emu.tokens.principal(self.headers.get("Authorization"), emu.now())
+        if principal is None:
             return _error(
                 401,
                 "InvalidAuthenticationToken",
                 "The access token is missing or invalid (not issued by this emulator).",
             )
 
+        in_subscription = _SUBSCRIPTION.match(path)
+        subscription = unquote(in_subscription["sub"]) if in_subscription else None
+        with emu.lock:
+            verdict = emu.throttle.arm(method, subscription, principal, emu.clock())
+        if not verdict.allowed:
+            return Reply(429, verdict.body, verdict.headers, throttled=verdict.throttled_by)
+        reply = self._safe(lambda: self._aks(method, path, query, body))
+        # Resource Manager's headers go on every answer it passes on, errors included.
+        reply.headers = {**verdict.headers, **reply.headers}
+        return reply
+
+    def _aks(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Reply:
+        emu = self.emu
         route, match = self._route(path)
         if match is None:
             return _error(404, "InvalidResourceType", f"The emulator has no resource at {path}.")
         args = {k: unquote(v) for k, v in match.groupdict().items()}
+        with emu.lock:
+            verdict = emu.throttle.aks(request_kind(route, method, args), args["sub"], emu.clock())
+        if not verdict.allowed:
+            return Reply(429, verdict.body, verdict.headers, throttled=verdict.throttled_by)
         allowed = {"pool": ("GET", "PUT")}.get(route, ("GET",))
         if method not in allowed:
             return _error(405, "MethodNotAllowed", f"{method} is not supported on this resource.")
+        api_version = (query.get("api-version") or ["2026-08-01"])[0]
 
         with emu.lock:
             now = emu.now()
             state = emu.state
+            if route in ("clusters", "clusters_rg"):
+                skip = _skip_token(query)
+                values, next_skip = state.list_clusters(
+                    args["sub"], args.get("rg"), now, skip, emu.list_page_size
+                )
+                listing: dict[str, Any] = {"value": values}
+                if next_skip is not None:
+                    listing["nextLink"] = (
+                        f"{self._base_url()}{path}?api-version={api_version}&$skipToken={next_skip}"
+                    )
+                return Reply(200, listing)
             if route == "cluster":
                 return Reply(200, state.get_cluster(args["sub"], args["rg"], args["cluster"], now))
             if route == "pools":
@@ -266,7 +317,6 @@ class Handler(BaseHTTPRequestHandler):
             )
         headers = {}
         if op is not None:
-            api_version = (query.get("api-version") or ["2026-08-01"])[0]
             headers["Azure-AsyncOperation"] = (
                 f"{self._base_url()}/subscriptions/{op.subscription}/providers/{PROVIDER}"
                 f"/locations/{op.location}/operations/{op.id}?api-version={api_version}"
@@ -295,7 +345,7 @@ class Handler(BaseHTTPRequestHandler):
         with emu.lock:
             try:
                 return self._control_locked(key, path, body)
-            except FaultConfigError as err:
+            except ValueError as err:  # FaultConfigError, ThrottleConfigError, bad fleet
                 return _error(400, "BadRequest", str(err))
 
     def _control_locked(self, key: tuple[str, str], path: str, body: dict[str, Any]) -> Reply:
@@ -307,12 +357,18 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"cleared": True})
         if key == ("GET", "/_emulator/pools"):
             return Reply(200, emu.state.snapshot(emu.now()))
+        if key == ("GET", "/_emulator/stats"):
+            return Reply(200, request_stats(emu.requests))
         if key == ("POST", "/_emulator/reset"):
             seed = body.get("seed")
             if seed is not None and not isinstance(seed, dict):
                 return _error(400, "BadRequest", "'seed' must be an object.")
+            if body.get("fleet") is not None:
+                if seed is not None:
+                    return _error(400, "BadRequest", "Give 'seed' or 'fleet', not both.")
+                seed = fleet_from_request(body["fleet"], emu.seed)
             emu.reset(seed)
-            return Reply(200, {"reset": True})
+            return Reply(200, {"reset": True, "clusters": len(emu.state.clusters)})
         if key == ("GET", "/_emulator/faults"):
             return Reply(200, emu.faults.to_dict())
         if key == ("POST", "/_emulator/faults"):
@@ -322,13 +378,19 @@ class Handler(BaseHTTPRequestHandler):
             emu.faults.clear()
             return Reply(200, emu.faults.to_dict())
         if key == ("GET", "/_emulator/config"):
-            return Reply(200, {"operation_seconds": emu.operation_seconds})
+            return Reply(200, emu.config())
         if key == ("POST", "/_emulator/config"):
-            seconds = body.get("operation_seconds")
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-                return _error(400, "BadRequest", "'operation_seconds' must be a number >= 0.")
-            emu.operation_seconds = float(seconds)
-            return Reply(200, {"operation_seconds": emu.operation_seconds})
+            return self._set_config(body)
+        if key == ("GET", "/_emulator/throttle"):
+            return Reply(200, emu.throttle.to_dict(emu.clock()))
+        if key == ("POST", "/_emulator/throttle"):
+            if set(body) - {"limits"}:
+                return _error(400, "BadRequest", "The body takes only 'limits'.")
+            emu.throttle.set_limits(body.get("limits", {}))
+            return Reply(200, emu.throttle.to_dict(emu.clock()))
+        if key == ("DELETE", "/_emulator/throttle"):
+            emu.throttle.refill_all()
+            return Reply(200, emu.throttle.to_dict(emu.clock()))
         force = _FORCE_POOL.match(path)
         if key[0] == "POST" and force:
             rg, cluster, pool = (unquote(g) for g in force.groups())
@@ -341,6 +403,26 @@ class Handler(BaseHTTPRequestHandler):
                 return _arm_error(err)
             return Reply(200, props)
         return _error(404, "NotFound", f"No control route {key[0]} {path}.")
+
+    def _set_config(self, body: dict[str, Any]) -> Reply:
+        """Change any of the settings; all are checked before any changes."""
+        emu = self.emu
+        known = {"operation_seconds", "throttling", "throttle_time_scale", "list_page_size"}
+        if not body or set(body) - known:
+            return _error(400, "BadRequest", f"Give some of {sorted(known)} and nothing else.")
+        seconds = body.get("operation_seconds", emu.operation_seconds)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            return _error(400, "BadRequest", "'operation_seconds' must be a number >= 0.")
+        enabled = body.get("throttling", emu.throttle.enabled)
+        if not isinstance(enabled, bool):
+            return _error(400, "BadRequest", "'throttling' must be true or false.")
+        scale = check_time_scale(body.get("throttle_time_scale", emu.throttle.time_scale))
+        page_size = check_page_size(body.get("list_page_size", emu.list_page_size))
+        emu.operation_seconds = float(seconds)
+        emu.throttle.enabled = enabled
+        emu.throttle.set_time_scale(scale, emu.clock())
+        emu.list_page_size = page_size
+        return Reply(200, emu.config())
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -380,6 +462,13 @@ class EmulatorServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (OSError, ValueError)):
             return  # clients that hang up mid-request are normal (and we reset some ourselves)
         super().handle_error(request, client_address)
+
+
+def _skip_token(query: dict[str, list[str]]) -> int:
+    raw = (query.get("$skipToken") or query.get("$skiptoken") or ["0"])[0]
+    if not raw.isdigit():
+        raise invalid(f"The $skipToken '{raw}' is not valid.")
+    return int(raw)
 
 
 def make_tls(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
@@ -470,6 +559,9 @@ def create_server(
     port: int = 0,
     identity_header: str | None = None,
     verbose: bool = False,
+    throttling: bool = True,
+    throttle_time_scale: float = 1.0,
+    list_page_size: int = DEFAULT_LIST_PAGE_SIZE,
 ) -> RunningEmulator:
     """Bind (listening from here on) without serving yet; `serve_forever` or a thread serves."""
     owned = None
@@ -478,7 +570,14 @@ def create_server(
     directory = Path(state_dir) if state_dir is not None else owned
     assert directory is not None
     context, ca_path = make_tls(directory)
-    emulator = Emulator(load_seed(seed_path), operation_seconds, identity_header)
+    emulator = Emulator(
+        load_seed(seed_path),
+        operation_seconds,
+        identity_header,
+        throttling=throttling,
+        throttle_time_scale=throttle_time_scale,
+        list_page_size=list_page_size,
+    )
     server = EmulatorServer(emulator, context, port=port, verbose=verbose)
     return RunningEmulator(server=server, ca_bundle=str(ca_path), owned_dir=owned)
 
@@ -489,9 +588,21 @@ def start_server(
     state_dir: Path | str | None = None,
     port: int = 0,
     identity_header: str | None = None,
+    throttling: bool = True,
+    throttle_time_scale: float = 1.0,
+    list_page_size: int = DEFAULT_LIST_PAGE_SIZE,
 ) -> RunningEmulator:
     """In-process emulator serving from a daemon thread; call `.stop()` (or use `with`)."""
-    running = create_server(seed_path, operation_seconds, state_dir, port, identity_header)
+    running = create_server(
+        seed_path,
+        operation_seconds,
+        state_dir,
+        port,
+        identity_header,
+        throttling=throttling,
+        throttle_time_scale=throttle_time_scale,
+        list_page_size=list_page_size,
+    )
     running.thread = threading.Thread(
         target=running.serve_forever, name="aks-emulator", daemon=True
     )
