@@ -1,7 +1,12 @@
 """Azure Functions entry points (Python v2 programming model): bindings only.
 
-Each function hands its trigger's payload to the shared core in `scaler/` and returns. Nothing
-heavy is imported here: the core builds its clients on the first message, not on a cold start.
+Each function hands its trigger's payload to a use case in `scaler/service_layer/` and returns.
+Nothing heavy is imported here: the core builds its clients on the first message, not on a cold
+start.
+
+    scale_intents    scale-intents   → record the intent as a source, ask for a reconcile
+    scale_reconcile  scale-reconcile → converge one cluster to what its sources ask
+    scale_schedule   timer           → reconcile every scheduled cluster
 """
 
 import logging
@@ -9,7 +14,7 @@ import logging
 import azure.functions as func
 
 from scaler import bootstrap
-from scaler.settings import INTENTS_QUEUE, STORAGE_CONNECTION
+from scaler.settings import INTENTS_QUEUE, RECONCILE_QUEUE, STORAGE_CONNECTION
 
 app = func.FunctionApp()
 
@@ -17,14 +22,22 @@ app = func.FunctionApp()
 @app.function_name("scale_intents")
 @app.queue_trigger(arg_name="msg", queue_name=INTENTS_QUEUE, connection=STORAGE_CONNECTION)
 def scale_intents(msg: func.QueueMessage) -> None:
-    """Apply one scale intent. Transient failures are re-enqueued with a delay by the core;
-    this raises only when storage itself is unreachable, and then host.json's retries apply."""
+    """Record one scale intent. Raises only when storage itself is unreachable; then
+    host.json's retries apply and the redelivery is recognised by its message id."""
     logging.getLogger("scaler").debug(
         "message %s, delivery %s", msg.id, getattr(msg, "dequeue_count", None)
     )
-    bootstrap.scale_service().handle_queue_message(
-        msg.get_body(), message_id=msg.id, enqueued_at=msg.insertion_time
+    bootstrap.intake().handle_message(
+        msg.get_body(), message_id=str(msg.id), enqueued_at=msg.insertion_time
     )
+
+
+@app.function_name("scale_reconcile")
+@app.queue_trigger(arg_name="msg", queue_name=RECONCILE_QUEUE, connection=STORAGE_CONNECTION)
+def scale_reconcile(msg: func.QueueMessage) -> None:
+    """Converge one cluster. Transient failures queue the next reconcile with a delay
+    themselves; this raises only when storage is unreachable (host.json's retries apply)."""
+    bootstrap.reconciler().handle_message(msg.get_body())
 
 
 @app.function_name("scale_schedule")
@@ -34,4 +47,4 @@ def scale_intents(msg: func.QueueMessage) -> None:
 def scale_schedule(timer: func.TimerRequest) -> None:
     """Converge the scheduled clusters to the schedule's state of now. A late (past-due) run
     needs no catching up: the desired state is computed for the moment it runs."""
-    bootstrap.scale_service().run_schedule(past_due=timer.past_due)
+    bootstrap.schedule_tick().run(past_due=timer.past_due)

@@ -1,5 +1,6 @@
 """Composition root: builds the settings, credential and clients once per process and wires
-them into the use cases. Entry points ask for `scale_service()`; tests call `reset()`."""
+them into the use cases. Entry points ask for `intake()`, `reconciler()` or `schedule_tick()`;
+tests call `reset()`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scaler.service import ScaleService
+from scaler.service_layer.intake import Intake
+from scaler.service_layer.reconcile import Reconciler
+from scaler.service_layer.schedule_tick import ScheduleTick
 from scaler.settings import Settings
 
 if TYPE_CHECKING:  # the SDKs load on the first message, not on a cold start
@@ -17,7 +20,9 @@ if TYPE_CHECKING:  # the SDKs load on the first message, not on a cold start
 
 @dataclass
 class _Process:
-    service: ScaleService
+    intake: Intake
+    reconciler: Reconciler
+    schedule_tick: ScheduleTick
     credential: TokenCredential
     closers: list[object]
 
@@ -26,8 +31,16 @@ _lock = threading.Lock()
 _process: _Process | None = None
 
 
-def scale_service() -> ScaleService:
-    return _built().service
+def intake() -> Intake:
+    return _built().intake
+
+
+def reconciler() -> Reconciler:
+    return _built().reconciler
+
+
+def schedule_tick() -> ScheduleTick:
+    return _built().schedule_tick
 
 
 def credential() -> TokenCredential:
@@ -50,6 +63,8 @@ def _built() -> _Process:
             from scaler.adapters.schedule_source import schedule_source
             from scaler.adapters.state import TableState
             from scaler.adapters.storage import storage_client
+            from scaler.clock import utc_now
+            from scaler.service_layer.schedules import Schedules
 
             env = dict(os.environ)
             settings = Settings.from_env(env)
@@ -58,9 +73,12 @@ def _built() -> _Process:
             messages = QueueMessages(storage_client(QueueServiceClient, "queue", env, identity))
             state = TableState(storage_client(TableServiceClient, "table", env, identity))
             schedule = schedule_source(settings, env, identity)
-            service = ScaleService(settings, clusters, messages, state, schedule)
+            schedules = Schedules(schedule, settings.max_count, settings.subscription_id)
+            reconcile = Reconciler(settings, clusters, state, messages, schedules, utc_now)
+            intents = Intake(settings, state, messages, reconcile, utc_now)
+            tick = ScheduleTick(settings, schedules, reconcile, messages, utc_now)
             closers = [clusters, messages, state, schedule, identity]
-            _process = _Process(service, identity, closers)
+            _process = _Process(intents, reconcile, tick, identity, closers)
         return _process
 
 

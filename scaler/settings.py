@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
-from scaler.domain.clusters import ClusterRef
+import isodate
+
+from scaler.domain.clusters import ClusterRef, is_allowed
 from scaler.domain.intents import IntentDefaults
 from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
 
@@ -18,7 +21,9 @@ from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
 INTENTS_QUEUE = "scale-intents"
 POISON_QUEUE = f"{INTENTS_QUEUE}-poison"  # the name the Functions host uses for poison messages
 RESULTS_QUEUE = "scale-results"
-# Pool records (latest intent per pool, holds) and finished intents.
+# One message per cluster to reconcile (after intents, for wake-ups and retries).
+RECONCILE_QUEUE = "scale-reconcile"
+# The desired-state store: sources per cluster, pool memos, intent ids.
 STATE_TABLE = "scalerstate"
 
 PUBLIC_CLOUD_ARM = "https://management.azure.com"
@@ -79,6 +84,31 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("SCALER_RETRY_MAX_SECONDS", "900", "Longest delay between two attempts."),
     SettingSpec(
+        "SCALER_MAX_LEASE", "P1D", "Longest `lease` an intent may ask for (ISO-8601 duration)."
+    ),
+    SettingSpec(
+        "SCALER_MAX_CLOCK_SKEW",
+        "PT5M",
+        "How far in the future an intent's `issued_at` may be before it is rejected.",
+    ),
+    SettingSpec(
+        "SCALER_COALESCE_SECONDS",
+        "2",
+        "Quiet period before a cluster is reconciled after an intent: a burst that arrives "
+        "within it costs one read and one write. 0 reconciles at once.",
+    ),
+    SettingSpec(
+        "SCALER_COALESCE_MAX_SECONDS",
+        "30",
+        "Longest an intent waits for a burst to end before its cluster is reconciled anyway.",
+    ),
+    SettingSpec(
+        "SCALER_OPERATION_SECONDS",
+        "120",
+        "How long an AKS pool operation is expected to take: a busy pool is looked at again "
+        "that long after the write that started it.",
+    ),
+    SettingSpec(
         "SCALER_TIMER_SCHEDULE",
         "0 */5 * * * *",
         "NCRONTAB of the schedule timer (read by the Functions host).",
@@ -114,6 +144,11 @@ class Settings:
     retry_max_seconds: int
     schedule_file: str
     schedule_blob: str
+    max_lease: timedelta = timedelta(days=1)
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    coalesce_seconds: float = 2.0
+    coalesce_max_seconds: float = 30.0
+    operation_seconds: float = 120.0
 
     @property
     def default_cluster(self) -> ClusterRef | None:
@@ -121,9 +156,22 @@ class Settings:
             return None
         return ClusterRef(self.subscription_id, self.resource_group, self.cluster)
 
+    def allows(self, cluster: ClusterRef) -> bool:
+        """SCALER_ALLOWED_CLUSTERS (see domain/clusters.is_allowed): the one check every entry
+        point makes before a cluster is read or written."""
+        return is_allowed(
+            cluster, self.allowed_clusters, self.default_cluster, self.subscription_id
+        )
+
     def intent_defaults(self) -> IntentDefaults:
         return IntentDefaults(
-            self.subscription_id, self.resource_group, self.cluster, self.max_count
+            self.subscription_id,
+            self.resource_group,
+            self.cluster,
+            self.max_count,
+            max_lease=self.max_lease,
+            max_clock_skew=self.max_clock_skew,
+            max_attempts=self.max_attempts,
         )
 
     @classmethod
@@ -141,6 +189,29 @@ class Settings:
                 raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
             if value < 1:
                 raise SettingsError(f"{name} must be at least 1, not {value}")
+            return value
+
+        def seconds(name: str) -> float:
+            raw = text(name)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+            if not 0 <= value <= 86400:
+                raise SettingsError(f"{name} must be between 0 and 86400 seconds, not {raw}")
+            return value
+
+        def duration(name: str) -> timedelta:
+            raw = text(name)
+            try:
+                value = isodate.parse_duration(raw)
+            except (isodate.ISO8601Error, ValueError, OverflowError):
+                value = None
+            if not isinstance(value, timedelta) or not timedelta(0) < value <= timedelta(days=31):
+                raise SettingsError(
+                    f"{name} must be an ISO-8601 duration of at most 31 days (e.g. PT5M, P1D), "
+                    f"not {raw!r}"
+                )
             return value
 
         arm_endpoint = text("SCALER_ARM_ENDPOINT").rstrip("/")
@@ -178,6 +249,11 @@ class Settings:
             retry_max_seconds=positive_int("SCALER_RETRY_MAX_SECONDS"),
             schedule_file=text("SCALER_SCHEDULE_FILE"),
             schedule_blob=_blob_name(text("SCALER_SCHEDULE_BLOB")),
+            max_lease=duration("SCALER_MAX_LEASE"),
+            max_clock_skew=duration("SCALER_MAX_CLOCK_SKEW"),
+            coalesce_seconds=seconds("SCALER_COALESCE_SECONDS"),
+            coalesce_max_seconds=seconds("SCALER_COALESCE_MAX_SECONDS"),
+            operation_seconds=seconds("SCALER_OPERATION_SECONDS"),
         )
 
 

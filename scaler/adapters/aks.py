@@ -28,7 +28,7 @@ from azure.mgmt.containerservice.models import AgentPool, PowerState
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.planner import Action, PoolPlan
 from scaler.domain.pools import PoolState
-from scaler.ports import GatewayError, StaleEtag
+from scaler.service_layer.ports import GatewayError, StaleEtag
 
 # MSAL keeps a failed (5xx) token answer for 5 s and replays it; retrying sooner is pointless.
 _TOKEN_RETRY_AFTER_SECONDS = 5

@@ -1,18 +1,25 @@
-"""Table storage adapter (azure-data-tables) for pool records and finished intents.
+"""The desired-state store on Table storage (azure-data-tables).
 
-One table, two kinds of rows:
-  PartitionKey "<subscription>|<resource group>|<cluster>", RowKey "pool|<name>": a PoolRecord.
-      One query per cluster reads them all; writes are conditional on the row's eTag.
-  PartitionKey "intent|<id>", RowKey "": an intent that reached its final outcome, with that
-      outcome and whether it was published, so a second delivery of the same message changes
-      nothing and at most finishes publishing.
+One table, `scalerstate`:
+
+  PartitionKey "<subscription>|<resource group>|<cluster>" (lower case) — one per cluster, so
+  one query reads everything a reconcile needs and one transaction records its outcomes:
+      RowKey "source|<intent id>"   a source and its intent's outcome (see ports.SourceRecord)
+      RowKey "pool|<name>"          the pool's memo: lease baseline, schedule state acted on
+      RowKey "cluster"              when the next reconcile is queued, the backoff count
+  PartitionKey "ids", RowKey "<intent id>" — which cluster an id belongs to, so one id cannot
+      be used for two clusters (claimed by the reconcile, up to 100 per transaction).
+
+Every write is conditional on the row's eTag (or an insert), so concurrent reconciles cannot
+overwrite each other's outcomes. Property values stay within Table limits: outcomes are bounded
+before they get here (domain/outcomes.bounded) and intents are at most 100 pools.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -22,15 +29,33 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import (
+    TableClient,
+    TableServiceClient,
+    TableTransactionError,
+    UpdateMode,
+)
 
 from scaler.domain.clusters import ClusterRef
-from scaler.domain.pool_records import PoolRecord
-from scaler.domain.pools import AKS_MAX_NODES_PER_POOL, parse_pool_request
-from scaler.ports import FinishedIntent
+from scaler.domain.pools import AKS_MAX_NODES_PER_POOL, PoolRequest, parse_pool_request
+from scaler.domain.resolution import PoolMemo
+from scaler.domain.sources import Source, SourceKind
+from scaler.service_layer.ports import (
+    ClusterRecords,
+    Marker,
+    MemoRecord,
+    SourceRecord,
+    Status,
+    Write,
+)
 from scaler.settings import STATE_TABLE
 
-_POOL_ROW = "pool|"
+_SOURCE = "source|"
+_POOL = "pool|"
+_MARKER = "cluster"
+_IDS = "ids"
+# Table storage: at most 100 operations per transaction.
+_BATCH = 100
 
 
 class TableState:
@@ -38,84 +63,83 @@ class TableState:
         self._service = service
         self._table: TableClient = service.get_table_client(STATE_TABLE)
 
-    def pool_records(self, cluster: ClusterRef) -> dict[str, PoolRecord]:
-        partition = _partition(cluster)
-        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-        rows = self._table.query_entities(
-            query, parameters={"pk": partition, "low": _POOL_ROW, "high": "pool}"}
-        )
-        records = (_record(row) for row in rows)
-        return {record.pool: record for record in records}
+    # -- DesiredStateStore -------------------------------------------------------------------
 
-    def save_pool_record(
-        self, cluster: ClusterRef, record: PoolRecord, replacing: PoolRecord | None
-    ) -> bool:
-        """Write `record` if the stored row is still `replacing` (or absent); False if another
-        writer got there first, so the caller re-reads and decides again."""
-        entity: dict[str, Any] = {
-            "PartitionKey": _partition(cluster),
-            "RowKey": _POOL_ROW + record.pool,
-            "IntentId": record.intent_id,
-            "IssuedAt": record.issued_at,
-            "Requested": json.dumps(record.requested.to_json()),
-        }
-        if record.hold_until is not None:  # REPLACE drops a hold the new record does not set
-            entity["HoldUntil"] = record.hold_until
+    def load(self, cluster: ClusterRef) -> ClusterRecords:
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _partition(cluster)}
+        )
+        records = ClusterRecords()
+        for row in rows:
+            key = str(row["RowKey"])
+            if key.startswith(_SOURCE):
+                record = _source_record(row)
+                records.sources[record.source.id] = record
+            elif key.startswith(_POOL):
+                memo = _memo_record(row)
+                records.memos[memo.pool] = memo
+            elif key == _MARKER:
+                records = ClusterRecords(records.sources, records.memos, _marker(row))
+        return records
+
+    def record(self, cluster: ClusterRef, record: SourceRecord) -> SourceRecord | None:
         try:
-            if replacing is None:
-                self._table.create_entity(entity)
-            else:
-                self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=replacing.version,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError):
-            return False
-        except HttpResponseError as error:
-            if error.status_code == 412:
+            self._table.create_entity(_entity(cluster, record))
+        except ResourceExistsError:
+            return self.source(cluster, record.source.id)
+        return None
+
+    def commit(self, cluster: ClusterRef, writes: Sequence[Write]) -> bool:
+        operations = [_operation(cluster, write) for write in writes]
+        for start in range(0, len(operations), _BATCH):
+            batch = operations[start : start + _BATCH]
+            try:
+                if len(batch) == 1:
+                    _single(self._table, batch[0])
+                else:
+                    self._table.submit_transaction(batch)
+            except (TableTransactionError, ResourceExistsError, ResourceModifiedError):
                 return False
-            raise
+            except ResourceNotFoundError:
+                return False
+            except HttpResponseError as error:
+                if error.status_code in (409, 412):
+                    return False
+                raise
         return True
 
-    def delete_pool_record(self, cluster: ClusterRef, record: PoolRecord) -> None:
-        # Gone or rewritten meanwhile: either way not ours to delete any more.
-        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-            self._table.delete_entity(
-                _partition(cluster),
-                _POOL_ROW + record.pool,
-                etag=record.version,
-                match_condition=MatchConditions.IfNotModified,
-            )
+    def claim_ids(self, cluster: ClusterRef, ids: Sequence[str]) -> Mapping[str, str]:
+        mine = cluster.short_name
+        owner = _partition(cluster)
+        entities = [
+            {"PartitionKey": _IDS, "RowKey": intent_id, "Cluster": owner, "Name": mine}
+            for intent_id in ids
+        ]
+        taken: dict[str, str] = {}
+        for start in range(0, len(entities), _BATCH):
+            batch = entities[start : start + _BATCH]
+            try:
+                self._table.submit_transaction([("create", entity) for entity in batch])
+                continue
+            except (TableTransactionError, ResourceExistsError, HttpResponseError):
+                pass  # some id is known already: claim one by one to find out which
+            for entity in batch:
+                try:
+                    self._table.create_entity(entity)
+                except ResourceExistsError:
+                    row = self._table.get_entity(_IDS, entity["RowKey"])
+                    if row.get("Cluster") != owner:
+                        taken[entity["RowKey"]] = str(row.get("Name", "another cluster"))
+        return taken
 
-    def finished(self, intent_id: str) -> FinishedIntent | None:
+    def source(self, cluster: ClusterRef, intent_id: str) -> SourceRecord | None:
         try:
-            row = self._table.get_entity(f"intent|{intent_id}", "")
+            row = self._table.get_entity(_partition(cluster), _SOURCE + intent_id)
         except ResourceNotFoundError:
             return None
-        return FinishedIntent(json.loads(row["Outcome"]), bool(row.get("Published")))
+        return _source_record(row)
 
-    def mark_finished(self, intent_id: str, outcome: dict[str, Any]) -> bool:
-        try:
-            self._table.create_entity(
-                {
-                    "PartitionKey": f"intent|{intent_id}",
-                    "RowKey": "",
-                    "Outcome": json.dumps(outcome),
-                    "Published": False,
-                    "FinishedAt": datetime.now(UTC),
-                }
-            )
-        except ResourceExistsError:
-            return False
-        return True
-
-    def mark_published(self, intent_id: str) -> None:
-        self._table.update_entity(
-            {"PartitionKey": f"intent|{intent_id}", "RowKey": "", "Published": True},
-            mode=UpdateMode.MERGE,
-        )
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def create_table(self) -> None:
         """For local stacks; in Azure, infra/ creates the table."""
@@ -126,21 +150,146 @@ class TableState:
         self._service.close()
 
 
+# -- rows ----------------------------------------------------------------------------------------
+
+
 def _partition(cluster: ClusterRef) -> str:
     return f"{cluster.subscription_id}|{cluster.resource_group}|{cluster.name}".lower()
 
 
-def _record(row: Any) -> PoolRecord:
-    hold_until = row.get("HoldUntil")
-    issued_at = row["IssuedAt"]
-    assert isinstance(issued_at, datetime)
-    return PoolRecord(
-        pool=str(row["RowKey"]).removeprefix(_POOL_ROW),
-        intent_id=str(row["IntentId"]),
+def _operation(cluster: ClusterRef, write: Write) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    entity = _entity(cluster, write)
+    if write.version is None:
+        return (
+            ("upsert", entity, {"mode": UpdateMode.REPLACE})
+            if isinstance(write, Marker)
+            else ("create", entity, {})
+        )
+    return (
+        "update",
+        entity,
+        {
+            "mode": UpdateMode.REPLACE,
+            "etag": write.version,
+            "match_condition": MatchConditions.IfNotModified,
+        },
+    )
+
+
+def _single(table: TableClient, operation: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
+    kind, entity, options = operation
+    if kind == "create":
+        table.create_entity(entity)
+    elif kind == "upsert":
+        table.upsert_entity(entity, **options)
+    else:
+        table.update_entity(entity, **options)
+
+
+def _entity(cluster: ClusterRef, write: Write) -> dict[str, Any]:
+    base = {"PartitionKey": _partition(cluster)}
+    if isinstance(write, SourceRecord):
+        source = write.source
+        entity: dict[str, Any] = {
+            **base,
+            "RowKey": _SOURCE + source.id,
+            "Kind": source.kind.value,
+            "Pools": json.dumps({n: r.to_json() for n, r in source.pools.items()}),
+            "IssuedAt": source.issued_at,
+            "AcceptedAt": source.accepted_at,
+            "MessageId": write.message_id,
+            "Status": write.status.value,
+            "Active": write.active,
+            "Published": write.published,
+            "Attempt": write.attempt,
+            "Renewal": write.renewal,
+            "Claimed": write.claimed,
+        }
+        optional = {
+            "Until": source.until,
+            "ExpiresAt": source.expires_at,
+            "Releases": source.releases,
+            "Reason": source.reason,
+            "Outcome": json.dumps(write.outcome) if write.outcome is not None else None,
+        }
+        entity.update({k: v for k, v in optional.items() if v is not None})
+        return entity
+    if isinstance(write, MemoRecord):
+        entity = {**base, "RowKey": _POOL + write.pool}
+        memo = write.memo
+        if memo.baseline is not None:
+            entity["Baseline"] = json.dumps(memo.baseline.to_json())
+        if memo.schedule_seen is not None:
+            entity["ScheduleSeen"] = memo.schedule_seen
+        if write.last_write_at is not None:
+            entity["LastWriteAt"] = write.last_write_at
+        return entity
+    entity = {**base, "RowKey": _MARKER, "Attempt": write.attempt}
+    if write.next_wake_at is not None:
+        entity["NextWakeAt"] = write.next_wake_at
+    return entity
+
+
+def _request(text: str) -> PoolRequest:
+    return parse_pool_request(json.loads(text), "stored record", AKS_MAX_NODES_PER_POOL)
+
+
+def _when(row: Mapping[str, Any], name: str) -> datetime | None:
+    value = row.get(name)
+    return value if isinstance(value, datetime) else None
+
+
+def _source_record(row: Any) -> SourceRecord:
+    pools = {name: _request(json.dumps(value)) for name, value in _pools(row["Pools"])}
+    issued_at = _when(row, "IssuedAt")
+    accepted_at = _when(row, "AcceptedAt")
+    assert issued_at is not None and accepted_at is not None
+    source = Source(
+        id=str(row["RowKey"]).removeprefix(_SOURCE),
+        kind=SourceKind(row["Kind"]),
+        pools=pools,
         issued_at=issued_at,
-        requested=parse_pool_request(
-            json.loads(str(row["Requested"])), "stored record", AKS_MAX_NODES_PER_POOL
+        accepted_at=accepted_at,
+        until=_when(row, "Until"),
+        expires_at=_when(row, "ExpiresAt"),
+        releases=row.get("Releases"),
+        reason=row.get("Reason"),
+    )
+    outcome = row.get("Outcome")
+    return SourceRecord(
+        source=source,
+        message_id=str(row.get("MessageId", "")),
+        status=Status(row.get("Status", Status.PENDING.value)),
+        active=bool(row.get("Active", True)),
+        outcome=json.loads(outcome) if outcome else None,
+        published=bool(row.get("Published", False)),
+        attempt=int(row.get("Attempt", 0)),
+        renewal=int(row.get("Renewal", 0)),
+        claimed=bool(row.get("Claimed", False)),
+        version=str(row.metadata["etag"]),
+    )
+
+
+def _pools(text: str) -> Iterable[tuple[str, Any]]:
+    return dict(json.loads(text)).items()
+
+
+def _memo_record(row: Any) -> MemoRecord:
+    baseline = row.get("Baseline")
+    return MemoRecord(
+        pool=str(row["RowKey"]).removeprefix(_POOL),
+        memo=PoolMemo(
+            baseline=_request(baseline) if baseline else None,
+            schedule_seen=row.get("ScheduleSeen"),
         ),
-        hold_until=hold_until if isinstance(hold_until, datetime) else None,
+        last_write_at=_when(row, "LastWriteAt"),
+        version=str(row.metadata["etag"]),
+    )
+
+
+def _marker(row: Any) -> Marker:
+    return Marker(
+        next_wake_at=_when(row, "NextWakeAt"),
+        attempt=int(row.get("Attempt", 0)),
         version=str(row.metadata["etag"]),
     )

@@ -8,7 +8,6 @@ invalid intent can never reach Resource Manager.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from scaler.domain.errors import InvalidInput, field_name
 from scaler.domain.message_text import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from scaler.domain.message_text import decode_message as decode_message
 from scaler.domain.pools import (
+    ManualCount,
     PoolRequest,
     is_whole_number,
     json_type,
@@ -49,6 +49,8 @@ FIELDS = frozenset(
         "reason",
         "hold",
         "hold_until",
+        "lease",
+        "release",
         RETRY_FIELD,
     }
 )
@@ -64,6 +66,11 @@ class IntentDefaults:
     resource_group: str
     cluster: str
     max_count: int
+    # How long a lease may last (SCALER_MAX_LEASE), and how far a producer's clock may run ahead
+    # of ours (SCALER_MAX_CLOCK_SKEW): an issued_at beyond it would outrank every later intent.
+    max_lease: timedelta = timedelta(days=1)
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    max_attempts: int = 8
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,15 @@ class Intent:
     expires_at: datetime | None = None
     dry_run: bool = False
     reason: str | None = None
-    # Until when the schedule must leave these pools alone (the timer respects it).
+    # A hold: until when this intent's state wins over everything else.
     hold_until: datetime | None = None
-    attempt: int = 1
+    # A lease: capacity borrowed until then (the id is the lease id); see domain/resolution.py.
+    lease_until: datetime | None = None
+    lease: timedelta | None = None
+    # A release: the id of the lease it ends early (pools stay empty).
+    release: str | None = None
+    # The id came from the queue message, not the producer (redeliveries share it).
+    id_from_message: bool = False
 
     def to_message(self) -> dict[str, Any]:
         """The intent as a queue message: what `send` enqueues and what a retry re-enqueues."""
@@ -98,8 +111,11 @@ class Intent:
             message["reason"] = self.reason
         if self.hold_until:
             message["hold_until"] = self.hold_until.isoformat()
-        if self.attempt > 1:
-            message[RETRY_FIELD] = {"attempt": self.attempt}
+        if self.lease is not None:
+            message["lease"] = isodate.duration_isoformat(self.lease)
+        if self.release is not None:
+            message["release"] = self.release
+            del message["pools"]
         return message
 
 
@@ -110,7 +126,8 @@ def parse_intent(body: bytes | str, defaults: IntentDefaults, now: datetime) -> 
 def intent_from_json(
     document: Mapping[str, Any], defaults: IntentDefaults, now: datetime
 ) -> Intent:
-    if "pools" not in document:
+    """`now` is when the intent is accepted: `hold` and `lease` durations run from it."""
+    if "pools" not in document and "release" not in document:
         document = _from_seed_shorthand(document)
     unknown = sorted(set(document) - FIELDS)
     if unknown:
@@ -129,6 +146,13 @@ def intent_from_json(
         name=_text(document, "cluster", defaults.cluster, CLUSTER_NAME),
     )
     issued_at = _timestamp(document, "issued_at")
+    if issued_at is not None and issued_at - now > defaults.max_clock_skew:
+        raise InvalidInput(
+            "issued_at",
+            f"{issued_at.isoformat()} is in the future (now {now.isoformat()}; at most "
+            f"{_minutes(defaults.max_clock_skew)} ahead, SCALER_MAX_CLOCK_SKEW): check the "
+            "producer's clock",
+        )
     expires_at = _timestamp(document, "expires_at")
     if expires_at is not None and expires_at <= now:
         raise InvalidInput(
@@ -137,20 +161,33 @@ def intent_from_json(
     if issued_at is not None and expires_at is not None and expires_at <= issued_at:
         raise InvalidInput("expires_at", "must be later than issued_at")
     dry_run = _flag(document, "dry_run")
-    hold_until = _hold_until(document, issued_at or now, now)
+    hold_until = _hold_until(document, now, now)
     if hold_until is not None and dry_run:
         raise InvalidInput("hold", "a dry run changes nothing, so it cannot hold anything")
+    lease = _lease(document, defaults.max_lease)
+    if lease is not None and hold_until is not None:
+        raise InvalidInput("lease", "give lease or hold, not both")
+    release = _release(document)
+    pools = {} if release is not None else _pools(document["pools"], defaults.max_count)
+    if lease is not None:
+        _lease_pools(pools)
+    intent_id = _text(document, "id", "", _ID)
+    if lease is not None and not intent_id:
+        raise InvalidInput("id", "a lease needs an id: it is the lease id, to renew or release it")
 
+    _check_retry(document, defaults.max_attempts)
     return Intent(
-        id=_text(document, "id", "", _ID) or str(uuid.uuid4()),
+        id=intent_id,
         cluster=cluster,
-        pools=_pools(document["pools"], defaults.max_count),
+        pools=pools,
         issued_at=issued_at,
         expires_at=expires_at,
         dry_run=dry_run,
         reason=_reason(document),
         hold_until=hold_until,
-        attempt=_attempt(document),
+        lease_until=now + lease if lease is not None else None,
+        lease=lease,
+        release=release,
     )
 
 
@@ -297,9 +334,66 @@ def _reason(document: Mapping[str, Any]) -> str | None:
     return value
 
 
-def _attempt(document: Mapping[str, Any]) -> int:
-    retry = document.get(RETRY_FIELD, {"attempt": 1})
-    attempt = retry.get("attempt") if isinstance(retry, Mapping) else None
-    if not is_whole_number(attempt) or attempt < 1:
-        raise InvalidInput(f"{RETRY_FIELD}.attempt", "must be a whole number of at least 1")
-    return attempt
+def _check_retry(document: Mapping[str, Any], max_attempts: int) -> None:
+    """`_retry` was set by earlier versions of the app when they re-enqueued an intent; copies
+    may still be queued during an upgrade. Producers must not set it. Checked as strictly as
+    every other field, and otherwise ignored: retries now belong to the reconcile."""
+    if RETRY_FIELD not in document:
+        return
+    retry = document[RETRY_FIELD]
+    if not isinstance(retry, Mapping) or set(retry) != {"attempt"}:
+        raise InvalidInput(RETRY_FIELD, 'is reserved; the only form is {"attempt": N}')
+    attempt = retry["attempt"]
+    if not is_whole_number(attempt) or not 1 <= attempt <= max_attempts:
+        raise InvalidInput(
+            f"{RETRY_FIELD}.attempt",
+            f"must be a whole number from 1 to {max_attempts} (SCALER_MAX_ATTEMPTS)",
+        )
+
+
+def _lease(document: Mapping[str, Any], maximum: timedelta) -> timedelta | None:
+    if "lease" not in document:
+        return None
+    value = document["lease"]
+    try:
+        duration = isodate.parse_duration(value) if isinstance(value, str) else None
+    except (isodate.ISO8601Error, ValueError, OverflowError):
+        duration = None
+    if not isinstance(duration, timedelta) or duration <= timedelta(0):
+        raise InvalidInput(
+            "lease", f"{value!r} is not a positive ISO-8601 duration like PT2H or PT30M"
+        )
+    if duration > maximum:
+        raise InvalidInput(
+            "lease",
+            f"{value} is longer than {isodate.duration_isoformat(maximum)} (SCALER_MAX_LEASE)",
+        )
+    return duration
+
+
+def _lease_pools(pools: Mapping[str, PoolRequest]) -> None:
+    """A lease borrows capacity: it names node counts, which add up across leases."""
+    for name, request in pools.items():
+        if not isinstance(request, ManualCount):
+            raise InvalidInput(
+                f"pools.{name}",
+                "a lease asks for a node count (e.g. 4): counts of concurrent leases add up",
+            )
+        if request.count < 1:
+            raise InvalidInput(f"pools.{name}", "a lease asks for at least 1 node")
+
+
+def _release(document: Mapping[str, Any]) -> str | None:
+    if "release" not in document:
+        return None
+    for other in ("pools", "lease", "hold", "hold_until"):
+        if other in document:
+            raise InvalidInput("release", f"a release names only the lease; drop {other!r}")
+    value = document["release"]
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidInput("release", f"{value!r} is not a lease id (the id of a lease intent)")
+    return value
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} minutes"

@@ -1,11 +1,13 @@
 """What happened to an intent: the message written to `scale-results` and logged.
 
-One outcome per processing attempt; `final` says whether more will follow for the same intent
-(a `deferred` outcome is followed by a retry, every other one closes the intent).
+Exactly one final outcome per accepted intent (a lease renewal is a new acceptance and gets its
+own, marked `renewal`); a `deferred` outcome (`final: false`) says more will follow. Every pool
+says what the scaler wants for it and *why* (which source decided, until when).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +25,8 @@ class Overall(StrEnum):
     REJECTED = "rejected"  # can never succeed as sent: invalid, not allowed, refused by AKS
     DRY_RUN = "dry_run"  # planned only
     POISONED = "poisoned"  # retry budget spent; the message is parked in the poison queue
-    STALE = "stale"  # a newer intent is recorded for every pool of this one: nothing applied
+    # A newer (or stronger) source replaced this intent's state before it reached ARM.
+    SUPERSEDED = "superseded"
 
 
 class PoolResult(StrEnum):
@@ -35,8 +38,7 @@ class PoolResult(StrEnum):
     FAILED = "failed"  # Resource Manager refused the write: permanent
     # Another pool of the intent was refused, so nothing was written.
     NOT_ATTEMPTED = "not_attempted"
-    STALE = "stale"  # a newer intent asked for this pool: it wins
-    HELD = "held"  # the schedule leaves the pool alone: a queue intent holds it
+    SUPERSEDED = "superseded"  # another source decides this pool (see `why`)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class PoolOutcome:
     before: PoolState | None = None
     after: PoolState | None = None
     problem: Problem | None = None
+    # What the scaler wants for the pool (all sources resolved), and which source decided.
+    desired: dict[str, object] | None = None
+    why: dict[str, Any] | None = None
 
     @classmethod
     def from_plan(cls, plan: PoolPlan, result: PoolResult, **extra: Any) -> PoolOutcome:
@@ -76,6 +81,8 @@ class PoolOutcome:
             "outcome": self.result.value,
             "after": self.after.summary() if self.after else None,
             "error": self.problem.to_json() if self.problem else None,
+            "desired": self.desired,
+            "why": self.why,
         }
 
 
@@ -92,13 +99,16 @@ class Outcome:
     reason: str | None = None
     message_id: str | None = None
     retry_in_seconds: int | None = None
+    # Set only when the hold / lease was recorded (a rejected intent leaves none behind).
     hold_until: datetime | None = None
-    # Another delivery of the same intent (a duplicate message) reached the final outcome first.
-    duplicate: bool = False
+    lease_until: datetime | None = None
+    accepted_at: datetime | None = None
+    # How many times this lease was renewed (re-sent with the same id) before this outcome.
+    renewal: int = 0
 
     @property
     def final(self) -> bool:
-        return self.outcome is not Overall.DEFERRED and not self.duplicate
+        return self.outcome is not Overall.DEFERRED
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -121,19 +131,59 @@ class Outcome:
         }
         if self.retry_in_seconds is not None:
             data["retry_in_seconds"] = self.retry_in_seconds
-        if self.duplicate:
-            data["duplicate"] = True
+        set_at = (self.accepted_at or self.at).isoformat()
         if self.hold_until is not None:
-            data["hold"] = {"set_at": self.at.isoformat(), "until": self.hold_until.isoformat()}
+            data["hold"] = {"set_at": set_at, "until": self.hold_until.isoformat()}
+        if self.lease_until is not None:
+            data["lease"] = {
+                "id": self.intent_id,
+                "set_at": set_at,
+                "until": self.lease_until.isoformat(),
+            }
+        if self.renewal:
+            data["renewal"] = self.renewal
         return data
+
+
+# Where outcomes go and their limits: a queue message holds 64 KiB (as UTF-8); a Table string
+# property 32 K characters (UTF-16). Outcomes stay well under both.
+MAX_OUTCOME_CHARS = 30_000
+
+
+def bounded(document: dict[str, Any], limit: int = MAX_OUTCOME_CHARS) -> dict[str, Any]:
+    """The outcome document, cut to fit `limit` characters (and 2x that in UTF-8 bytes): per-pool
+    details go first, then pools beyond the first ones, with `truncated` saying so. The overall
+    outcome, ids and error are always kept: a result is never dropped for its size."""
+    if _size(document) <= limit:
+        return document
+    pools = [
+        {key: pool.get(key) for key in ("pool", "action", "outcome", "error")}
+        for pool in document.get("pools") or []
+    ]
+    cut = {**document, "pools": pools, "truncated": "per-pool details left out (too large)"}
+    while pools and _size(cut) > limit:
+        pools = pools[: len(pools) // 2]
+        cut = {
+            **cut,
+            "pools": pools,
+            "truncated": f"only {len(pools)} of {len(document['pools'])} pools shown",
+        }
+    if _size(cut) > limit:  # a huge reason: the producer's own text, clipped
+        cut["reason"] = str(cut.get("reason") or "")[:1000]
+    return cut
+
+
+def _size(document: dict[str, Any]) -> int:
+    text = json.dumps(document)  # ASCII-escaped: an upper bound for UTF-8 bytes and UTF-16 units
+    return len(text)
 
 
 def overall_of(pools: Iterable[PoolOutcome]) -> Overall:
     """Deferred beats everything (the retry re-plans, so pools already started are unchanged
     then); otherwise a permanent failure makes the intent rejected."""
     results = {pool.result for pool in pools}
-    if results == {PoolResult.STALE}:
-        return Overall.STALE
+    if results == {PoolResult.SUPERSEDED}:
+        return Overall.SUPERSEDED
     if PoolResult.DEFERRED in results:
         return Overall.DEFERRED
     if results & {PoolResult.REFUSED, PoolResult.FAILED}:

@@ -1,0 +1,821 @@
+"""Reconcile one cluster: its pools converge to what their sources ask, at the least cost.
+
+    Reconciler.reconcile(cluster, trigger) → Report
+
+1. one partition read of the desired-state store (sources, pool memos, marker);
+2. pending sources are checked (id claimed across clusters, not expired, releases applied);
+3. one ARM read of the cluster's pools, only if some pool has a source or a schedule;
+4. resolve every such pool (domain/resolution.py), plan it (domain/planner.py); a pending
+   intent that a guardrail refuses is rejected whole and resolution runs again without it;
+5. write only the pools that differ, `If-Match` on each; a 412 re-reads once; a busy pool is
+   not written: the reconcile comes back when its operation should have finished;
+6. every pending intent gets its outcome; one conditional transaction records them;
+7. before finishing, the store is read once more: sources recorded meanwhile are resolved
+   against the pools as just written (no second ARM read), so a burst costs one pass;
+8. the next wake-up (a busy pool, a retry, a hold or lease ending) is queued as one delayed
+   message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
+from scaler.domain.outcomes import (
+    Outcome,
+    Overall,
+    PoolOutcome,
+    PoolResult,
+    Problem,
+    bounded,
+    overall_of,
+)
+from scaler.domain.planner import Action, PoolPlan, plan_pool
+from scaler.domain.pools import PoolState
+from scaler.domain.resolution import PoolScheduleView, Resolution, Why, resolve_pool
+from scaler.domain.sources import Source, SourceKind
+from scaler.service_layer.ports import (
+    Clock,
+    ClusterGateway,
+    ClusterRecords,
+    DesiredStateStore,
+    GatewayError,
+    Marker,
+    MemoRecord,
+    MessageGateway,
+    SourceRecord,
+    StaleEtag,
+    Status,
+    Write,
+)
+from scaler.service_layer.retry import RetryPolicy
+from scaler.service_layer.schedules import Schedules
+from scaler.settings import Settings
+
+log = logging.getLogger("scaler")
+
+# Passes of step 7 per reconcile: sources that keep arriving are left to the next reconcile.
+MAX_PASSES = 3
+# Azure queues hide a message for at most 7 days; a later wake-up is re-queued on arrival.
+MAX_WAKE_DELAY = timedelta(days=6)
+
+
+@dataclass
+class Report:
+    """What one reconcile did (for the timer's outcome, the CLI and tests)."""
+
+    cluster: ClusterRef
+    reads: int = 0
+    writes: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
+    pools: dict[str, PoolOutcome] = field(default_factory=dict)  # what each pool got
+    problem: Problem | None = None  # the cluster could not be read
+    retrying: bool = False  # ... and it is retried later (a transient failure)
+    skipped: str | None = None  # why nothing was done (coalescing, nothing to do)
+
+
+@dataclass
+class _Pass:
+    """The working state of one pass over a cluster."""
+
+    now: datetime
+    records: ClusterRecords
+    current: dict[str, PoolState]
+    sources: dict[str, SourceRecord]  # the ones still asking (active), by id
+    pending: dict[str, SourceRecord]  # waiting for an outcome, by id
+    finished: dict[str, tuple[SourceRecord, Outcome]] = field(default_factory=dict)
+    memos: dict[str, MemoRecord] = field(default_factory=dict)
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
+    plans: dict[str, PoolPlan] = field(default_factory=dict)
+    results: dict[str, PoolOutcome] = field(default_factory=dict)
+    wake: list[tuple[datetime, str]] = field(default_factory=list)
+    retry_after: int = 0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        clusters: ClusterGateway,
+        store: DesiredStateStore,
+        messages: MessageGateway,
+        schedules: Schedules,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._clusters = clusters
+        self._store = store
+        self._messages = messages
+        self._schedules = schedules
+        self._clock = clock
+        self._retry = RetryPolicy.from_settings(settings)
+
+    # -- the use cases -----------------------------------------------------------------------
+
+    def handle_message(self, body: bytes | str) -> Report | None:
+        """The `scale-reconcile` queue trigger. Messages come from the app itself, but anyone
+        with send rights on the queue could write one: it is checked like an intent's target,
+        and a bad one is logged and dropped (there is nobody to send an outcome to)."""
+        try:
+            document = json.loads(body)
+            cluster = ClusterRef(
+                _name(document, "subscription_id", SUBSCRIPTION_ID),
+                _name(document, "resource_group", RESOURCE_GROUP_NAME),
+                _name(document, "cluster", CLUSTER_NAME),
+            )
+            reason = str(document.get("reason", "wake"))[:20]
+        except (ValueError, TypeError, AttributeError, KeyError) as error:
+            log.warning("reconcile message ignored: %s", str(error)[:200])
+            return None
+        if not self._settings.allows(cluster):
+            log.warning("reconcile message for %s ignored: not allowed", cluster.short_name)
+            return None
+        return self.reconcile(cluster, trigger=reason)
+
+    def reconcile(
+        self,
+        cluster: ClusterRef,
+        trigger: str = "wake",
+        found: tuple[PoolScheduleView | None, str] | None = None,
+    ) -> Report:
+        """`found`: the cluster's schedule and its name, when the caller has it already."""
+        schedule, schedule_name = found or self._schedules.for_cluster(cluster, self._clock())
+        report = Report(cluster)
+        records = self._store.load(cluster)
+        now = self._clock()
+        if trigger == "intent":
+            if not any(r.status is not Status.FINAL for r in records.sources.values()):
+                # Another reconcile took care of the intents that asked for this one.
+                report.skipped = "nothing pending"
+                self._publish_unpublished(cluster, records)
+                return report
+            if self._still_arriving(cluster, records, now):
+                report.skipped = "coalescing: intents are still arriving"
+                return report
+        current: dict[str, PoolState] | None = None
+        seen_pending: set[str] = set()
+        for number in range(MAX_PASSES):
+            if number > 0:
+                records = self._store.load(cluster)
+                fresh = {
+                    i for i, r in records.sources.items() if r.status is not Status.FINAL
+                } - seen_pending
+                if not fresh:
+                    break
+                now = self._clock()
+            work = self._start(records, now)
+            if number > 0:  # only what arrived since: the rest has its outcome for this run
+                work.pending = {i: r for i, r in work.pending.items() if i not in seen_pending}
+            seen_pending |= set(work.pending)
+            self._check_pending(cluster, work)
+            pools = self._pools_in_question(work, schedule)
+            if current is None:
+                if not pools and not work.pending and not work.finished:
+                    report.skipped = "no source or schedule asks for any pool"
+                    self._publish_unpublished(cluster, records)
+                    return report
+                try:
+                    report.reads += 1
+                    current = {p.name: p for p in self._clusters.list_pools(cluster)}
+                except GatewayError as error:
+                    self._cluster_unreadable(cluster, work, error, report)
+                    return report
+            work.current = current
+            self._converge(cluster, work, schedule, pools, report)
+            if not self._finish(cluster, work, report, schedule, trigger, schedule_name):
+                # Another writer changed the records first: start over from a fresh read.
+                current = None
+                seen_pending = set()
+                continue
+            current = work.current
+        self._publish_unpublished(cluster, self._store.load(cluster))
+        return report
+
+    def preview(self, cluster: ClusterRef, extra: Source | None = None) -> Report:
+        """What a reconcile would do now (with `extra` as if it were recorded): reads only.
+        For dry runs and the CLI's `plan`."""
+        schedule, _ = self._schedules.for_cluster(cluster, self._clock())
+        report = Report(cluster)
+        records = self._store.load(cluster)
+        now = self._clock()
+        work = self._start(records, now)
+        if extra is not None:
+            record = SourceRecord(extra, message_id="preview")
+            work.sources[extra.id] = record
+            work.pending[extra.id] = record
+        pools = self._pools_in_question(work, schedule)
+        try:
+            report.reads += 1
+            work.current = {p.name: p for p in self._clusters.list_pools(cluster)}
+        except GatewayError as error:
+            report.problem = Problem(error.code, error.message, retry_after=error.retry_after)
+            return report
+        self._resolve_and_plan(work, schedule, pools, blame=extra.id if extra else None)
+        for name, plan in work.plans.items():
+            report.pools[name] = _pool_outcome(plan, work.resolutions[name], dry_run=True)
+        report.resolutions = work.resolutions
+        if extra is not None and extra.id in work.finished:
+            report.problem = work.finished[extra.id][1].problem
+        return report
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _still_arriving(self, cluster: ClusterRef, records: ClusterRecords, now: datetime) -> bool:
+        """Trailing-edge coalescing: while intents keep arriving (the newest less than
+        SCALER_COALESCE_SECONDS ago, the oldest less than SCALER_COALESCE_MAX_SECONDS ago),
+        come back later instead of reading ARM: a burst then costs one read and one write."""
+        quiet = timedelta(seconds=self._settings.coalesce_seconds)
+        if not quiet:
+            return False
+        accepted = [
+            r.source.accepted_at
+            for r in records.sources.values()
+            if r.status is Status.PENDING and r.attempt == 0
+        ]
+        if not accepted:
+            return False
+        newest, oldest = max(accepted), min(accepted)
+        patience = timedelta(seconds=self._settings.coalesce_max_seconds)
+        if now - newest >= quiet or now - oldest >= patience:
+            return False
+        delay = max(1, int((quiet - (now - newest)).total_seconds() + 0.999))
+        self._messages.request_reconcile(reconcile_message(cluster, "intent"), delay)
+        return True
+
+    def _start(self, records: ClusterRecords, now: datetime) -> _Pass:
+        sources = {}
+        for intent_id, record in records.sources.items():
+            if record.active and record.source.active_at(now):
+                sources[intent_id] = record
+        pending = {i: r for i, r in records.sources.items() if r.status is not Status.FINAL}
+        return _Pass(now, records, {}, sources, pending, memos=dict(records.memos))
+
+    def _check_pending(self, cluster: ClusterRef, work: _Pass) -> None:
+        """Before any ARM call: ids taken by another cluster, expired intents, releases."""
+        unclaimed = [i for i, r in work.pending.items() if not r.claimed]
+        taken = self._store.claim_ids(cluster, unclaimed) if unclaimed else {}
+        for intent_id in unclaimed:
+            record = work.pending[intent_id]
+            if intent_id in taken:
+                self._reject(
+                    work,
+                    record,
+                    Problem(
+                        "DuplicateId",
+                        f"id {intent_id!r} is already used by an intent for cluster "
+                        f"{taken[intent_id]}; ids are unique across clusters",
+                        field="id",
+                    ),
+                )
+            else:
+                work.pending[intent_id] = replace(record, claimed=True)
+                if intent_id in work.sources:
+                    work.sources[intent_id] = work.pending[intent_id]
+        for record in list(work.pending.values()):
+            source = record.source
+            if source.expires_at is not None and source.expires_at <= work.now:
+                self._reject(
+                    work,
+                    record,
+                    Problem(
+                        "Expired",
+                        f"the intent expired at {source.expires_at.isoformat()} before it "
+                        "reached Resource Manager",
+                        field="expires_at",
+                    ),
+                )
+            elif source.kind is SourceKind.RELEASE:
+                self._release(work, record)
+
+    def _release(self, work: _Pass, record: SourceRecord) -> None:
+        lease_id = record.source.releases
+        lease = work.records.sources.get(lease_id or "")
+        if lease is None or lease.source.kind is not SourceKind.LEASE:
+            self._reject(
+                work,
+                record,
+                Problem(
+                    "UnknownLease",
+                    f"no lease {lease_id!r} on this cluster",
+                    field="release",
+                ),
+            )
+            return
+        ended = replace(lease, source=replace(lease.source, until=work.now), active=False)
+        work.sources.pop(ended.source.id, None)
+        if ended.source.id in work.pending:
+            work.pending[ended.source.id] = ended
+        work.finished.setdefault(ended.source.id, (ended, _NO_OUTCOME))
+        # The release reports on the leased pools: what they get once the lease is gone.
+        work.pending[record.source.id] = replace(
+            record, source=replace(record.source, pools=dict(lease.source.pools))
+        )
+
+    def _pools_in_question(self, work: _Pass, schedule: PoolScheduleView | None) -> list[str]:
+        names: dict[str, None] = {}
+        for record in [*work.sources.values(), *work.pending.values()]:
+            names.update(dict.fromkeys(record.source.pools))
+        for name, memo in work.memos.items():
+            if memo.memo.baseline is not None:
+                names[name] = None
+        if schedule is not None:
+            names.update(dict.fromkeys(_scheduled_pools(schedule)))
+        return list(names)
+
+    def _resolve_and_plan(
+        self,
+        work: _Pass,
+        schedule: PoolScheduleView | None,
+        pools: Iterable[str],
+        blame: str | None = None,
+    ) -> None:
+        """Resolve and plan every pool; a pending intent that a guardrail refuses is rejected
+        whole (all or nothing: half of a mistaken intent is still a mistake) and the pools are
+        resolved again without it."""
+        pools = list(pools)
+        while True:
+            work.resolutions.clear()
+            work.plans.clear()
+            sources = [r.source for r in work.sources.values()]
+            for name in pools:
+                memo = work.memos.get(name, MemoRecord(name)).memo
+                resolution = resolve_pool(
+                    name,
+                    sources,
+                    schedule,
+                    memo,
+                    work.current.get(name),
+                    work.now,
+                    self._settings.max_count,
+                )
+                work.resolutions[name] = resolution
+                if resolution.request is not None:
+                    work.plans[name] = plan_pool(
+                        work.current.get(name), name, resolution.request, resolution.start_stopped
+                    )
+            culprits = self._refused_intents(work)
+            if not culprits:
+                return
+            for intent_id, problem in culprits.items():
+                self._reject(work, work.pending[intent_id], problem)
+
+    def _refused_intents(self, work: _Pass) -> dict[str, Problem]:
+        culprits: dict[str, Problem] = {}
+        for name, plan in work.plans.items():
+            if plan.refusal is None or plan.refusal.transient:
+                continue
+            for intent_id in sorted(work.resolutions[name].carries):
+                if intent_id in work.pending and intent_id not in culprits:
+                    culprits[intent_id] = Problem(
+                        plan.refusal.code, plan.refusal.message, field=f"pools.{name}"
+                    )
+        return culprits
+
+    def _converge(
+        self,
+        cluster: ClusterRef,
+        work: _Pass,
+        schedule: PoolScheduleView | None,
+        pools: list[str],
+        report: Report,
+    ) -> None:
+        self._resolve_and_plan(work, schedule, pools)
+        reread = False
+        for name in list(work.plans):
+            plan = work.plans[name]
+            resolution = work.resolutions[name]
+            if not plan.needs_write:
+                work.results[name] = _pool_outcome(plan, resolution)
+                if plan.refusal is not None and plan.refusal.transient:
+                    self._busy(work, name)
+                continue
+            try:
+                after = self._write(cluster, plan, report)
+            except StaleEtag:
+                if reread:
+                    work.results[name] = _failed(plan, resolution, StaleEtag("changed again"))
+                    work.wake.append(
+                        (work.now + timedelta(seconds=self._retry.delay(1, None)), "412")
+                    )
+                    continue
+                # Someone else wrote the pool since our read: read once more and re-plan.
+                reread = True
+                report.reads += 1
+                try:
+                    work.current = {p.name: p for p in self._clusters.list_pools(cluster)}
+                except GatewayError as error:
+                    work.results[name] = _failed(plan, resolution, error)
+                    self._transient(work, error)
+                    continue
+                plan = plan_pool(
+                    work.current.get(name), name, plan.requested, resolution.start_stopped
+                )
+                work.plans[name] = plan
+                if not plan.needs_write:
+                    work.results[name] = _pool_outcome(plan, resolution)
+                    if plan.refusal is not None and plan.refusal.transient:
+                        self._busy(work, name)
+                    continue
+                try:
+                    after = self._write(cluster, plan, report)
+                except GatewayError as error:
+                    self._write_failed(work, name, plan, error)
+                    continue
+            except GatewayError as error:
+                self._write_failed(work, name, plan, error)
+                continue
+            work.current[name] = after
+            work.results[name] = _pool_outcome(plan, resolution, after=after)
+            memo = work.memos.get(name, MemoRecord(name))
+            work.memos[name] = replace(memo, last_write_at=work.now)
+            # An operation now runs on the pool: sources that arrive meanwhile wait for it.
+        self._remember(work)
+
+    def _write(self, cluster: ClusterRef, plan: PoolPlan, report: Report) -> PoolState:
+        report.writes += 1
+        return self._clusters.start_update(cluster, plan)
+
+    def _write_failed(self, work: _Pass, name: str, plan: PoolPlan, error: GatewayError) -> None:
+        resolution = work.resolutions[name]
+        work.results[name] = _failed(plan, resolution, error)
+        if error.transient:
+            self._transient(work, error)
+            return
+        # Resource Manager refused (400, 403, 404): the pending intents that asked for this
+        # state are rejected and leave nothing behind; the next pass re-resolves without them.
+        problem = Problem(error.code, error.message, field=f"pools.{name}")
+        for intent_id in sorted(resolution.carries):
+            if intent_id in work.pending:
+                self._reject(work, work.pending[intent_id], problem)
+        work.wake.append((work.now, "a refused intent's other pools return"))
+
+    def _busy(self, work: _Pass, name: str) -> None:
+        """A pool whose operation still runs: come back when it should have finished (from our
+        own write, if we started it), and never sooner than the backoff, so that a long AKS
+        upgrade spends the retry budget over about as long as any other transient failure."""
+        memo = work.memos.get(name)
+        started = memo.last_write_at if memo and memo.last_write_at else work.now
+        expected = started + timedelta(seconds=self._settings.operation_seconds)
+        when = max(expected, work.now + timedelta(seconds=1))
+        attempt = work.records.marker.attempt
+        if attempt:  # busy (or failing) last time too: back off as for any transient failure
+            when = max(when, work.now + timedelta(seconds=self._retry.delay(attempt, None)))
+        work.wake.append((when, f"pool {name} busy"))
+
+    def _transient(self, work: _Pass, error: GatewayError) -> None:
+        work.retry_after = max(work.retry_after, error.retry_after or 0)
+        attempt = work.records.marker.attempt + 1
+        delay = timedelta(seconds=self._retry.delay(attempt, error.retry_after))
+        work.wake.append((work.now + delay, error.code))
+
+    def _remember(self, work: _Pass) -> None:
+        """Per pool: keep the lease baseline and the schedule state acted on, once reached."""
+        for name, resolution in work.resolutions.items():
+            memo = work.memos.get(name, MemoRecord(name))
+            result = work.results.get(name)
+            reached = result is not None and result.result in (
+                PoolResult.STARTED,
+                PoolResult.UNCHANGED,
+            )
+            after = resolution.memo_after
+            if resolution.schedule_state is not None and reached:
+                after = replace(after, schedule_seen=resolution.schedule_state)
+            if resolution.why.source == "baseline" and not reached:
+                after = memo.memo  # not back yet: keep the baseline for the next try
+            if after != memo.memo:
+                work.memos[name] = replace(memo, memo=after)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _reject(self, work: _Pass, record: SourceRecord, problem: Problem) -> None:
+        """A rejected intent leaves no source behind: only its outcome stays."""
+        outcome = self._outcome(work, record, Overall.REJECTED, problem=problem)
+        work.sources.pop(record.source.id, None)
+        work.pending.pop(record.source.id, None)
+        done = replace(record, active=False, status=Status.FINAL)
+        work.finished[record.source.id] = (done, outcome)
+
+    def _outcome(
+        self,
+        work: _Pass,
+        record: SourceRecord,
+        overall: Overall,
+        pools: tuple[PoolOutcome, ...] = (),
+        problem: Problem | None = None,
+    ) -> Outcome:
+        source = record.source
+        recorded = overall not in (Overall.REJECTED, Overall.POISONED)
+        return Outcome(
+            intent_id=source.id,
+            outcome=overall,
+            at=work.now,
+            source="queue",
+            attempt=record.attempt + 1,
+            pools=pools,
+            problem=problem,
+            reason=source.reason,
+            message_id=record.message_id,
+            hold_until=source.until if recorded and source.kind is SourceKind.HOLD else None,
+            lease_until=source.until if recorded and source.kind is SourceKind.LEASE else None,
+            accepted_at=source.accepted_at,
+            renewal=record.renewal,
+        )
+
+    def _decide_pending(self, cluster: ClusterRef, work: _Pass) -> None:
+        for intent_id, record in list(work.pending.items()):
+            pools = tuple(
+                self._pool_for_source(work, record.source, name) for name in record.source.pools
+            )
+            overall = overall_of(pools) if pools else Overall.UNCHANGED
+            if record.source.kind is SourceKind.RELEASE and overall is Overall.SUPERSEDED:
+                overall = Overall.UNCHANGED  # the lease is gone; other sources decide: done
+            outcome = self._outcome(work, record, overall, pools)
+            outcome = replace(outcome, cluster_id=cluster.resource_id)
+            if overall is Overall.DEFERRED:
+                attempt = record.attempt + 1
+                if attempt >= self._settings.max_attempts:
+                    self._poison(work, record, outcome)
+                    continue
+                first = record.status is Status.PENDING
+                deferred = replace(record, status=Status.DEFERRED, attempt=attempt)
+                delay = self._retry.delay(attempt, work.retry_after or None)
+                outcome = replace(outcome, retry_in_seconds=delay)
+                # Published once, on the first deferral: later retries are in the logs.
+                work.finished[intent_id] = (deferred, outcome if first else _NO_OUTCOME)
+                continue
+            active = record.active and record.source.kind is not SourceKind.RELEASE
+            if overall is Overall.SUPERSEDED and self._replaced_by_newer_intent(work, record):
+                active = False  # newer intents won every pool: this one never decides again
+            done = replace(record, status=Status.FINAL, active=active)
+            work.finished[intent_id] = (done, outcome)
+
+    def _replaced_by_newer_intent(self, work: _Pass, record: SourceRecord) -> bool:
+        if record.source.kind is not SourceKind.INTENT:
+            return False
+        return all(
+            name in work.resolutions and work.resolutions[name].why.source == "intent"
+            for name in record.source.pools
+        )
+
+    def _pool_for_source(self, work: _Pass, source: Source, name: str) -> PoolOutcome:
+        resolution = work.resolutions.get(name)
+        result = work.results.get(name)
+        requested = source.pools[name].to_json()
+        if resolution is None or result is None:
+            return PoolOutcome(name, requested, Action.NONE, PoolResult.UNCHANGED)
+        if source.id in resolution.carries or source.kind is SourceKind.RELEASE:
+            return replace(result, requested=requested)
+        problem = Problem("Superseded", f"{resolution.why.detail} decides this pool (see why)")
+        return replace(
+            result,
+            requested=requested,
+            action=Action.NONE,
+            result=PoolResult.SUPERSEDED,
+            after=None,
+            problem=problem,
+        )
+
+    def _poison(self, work: _Pass, record: SourceRecord, outcome: Outcome) -> None:
+        last = next((p.problem for p in outcome.pools if p.problem), None)
+        detail = f"; last error {last.code}: {last.message}" if last else ""
+        problem = Problem(
+            "RetriesExhausted",
+            f"gave up after {record.attempt + 1} attempts and parked the intent in the poison "
+            f"queue{detail}",
+        )
+        self._messages.park(source_message(record.source, work.records, record))
+        work.sources.pop(record.source.id, None)
+        done = replace(record, status=Status.FINAL, active=False, attempt=record.attempt + 1)
+        work.finished[record.source.id] = (
+            done,
+            replace(
+                outcome,
+                outcome=Overall.POISONED,
+                problem=problem,
+                hold_until=None,
+                lease_until=None,
+            ),
+        )
+
+    def _schedule_outcome(
+        self, cluster: ClusterRef, work: _Pass, trigger: str, schedule_name: str
+    ) -> Outcome | None:
+        """The schedule's own outcome: only when it changed a pool or failed to."""
+        pools = tuple(
+            work.results[name]
+            for name, resolution in work.resolutions.items()
+            if resolution.why.source in ("schedule", "baseline") and name in work.results
+        )
+        if not any(p.result is not PoolResult.UNCHANGED for p in pools):
+            return None
+        overall = overall_of(pools)
+        return Outcome(
+            intent_id=f"schedule-{work.now:%Y%m%dT%H%M%SZ}-{cluster.resource_group}-{cluster.name}",
+            outcome=overall,
+            at=work.now,
+            source="timer" if trigger == "timer" else "schedule",
+            cluster_id=cluster.resource_id,
+            pools=pools,
+            reason=f"schedule {schedule_name}",
+        )
+
+    def _finish(
+        self,
+        cluster: ClusterRef,
+        work: _Pass,
+        report: Report,
+        schedule: PoolScheduleView | None,
+        trigger: str,
+        schedule_name: str,
+    ) -> bool:
+        self._decide_pending(cluster, work)
+        report.resolutions.update(work.resolutions)
+        report.pools.update(work.results)
+        writes: list[Write] = []
+        to_publish: list[dict[str, Any]] = []
+        for record, outcome in work.finished.values():
+            document = bounded(outcome.to_json()) if outcome is not _NO_OUTCOME else None
+            final = record.status is Status.FINAL
+            if document is not None and final:
+                record = replace(record, outcome=document, published=False)
+            writes.append(record)
+            if document is not None:
+                to_publish.append(document)
+                if final:
+                    report.outcomes.append(outcome)
+        for name, memo in work.memos.items():
+            if memo != work.records.memos.get(name):
+                writes.append(memo)
+        marker = self._next_wake(cluster, work)
+        if marker != work.records.marker:
+            writes.append(marker)
+        if writes and not self._store.commit(cluster, writes):
+            log.info("reconcile of %s raced another writer; reading again", cluster.short_name)
+            return False
+        schedule_outcome = self._schedule_outcome(cluster, work, trigger, schedule_name)
+        if schedule_outcome is not None:
+            to_publish.append(bounded(schedule_outcome.to_json()))
+            report.outcomes.append(schedule_outcome)
+        for document in to_publish:
+            log_outcome(document)
+            self._messages.publish_outcome(document)
+        published = [
+            replace(r, published=True, version=None)
+            for r, o in work.finished.values()
+            if r.status is Status.FINAL and o is not _NO_OUTCOME
+        ]
+        if published:
+            self._mark_published(cluster, published)
+        return True
+
+    def _mark_published(self, cluster: ClusterRef, records: list[SourceRecord]) -> None:
+        fresh = self._store.load(cluster).sources
+        writes: list[Write] = []
+        for record in records:
+            stored = fresh.get(record.source.id)
+            if stored is not None and stored.status is Status.FINAL and not stored.published:
+                writes.append(replace(stored, published=True))
+        if writes:
+            self._store.commit(cluster, writes)  # lost race: the next reconcile republishes
+
+    def _publish_unpublished(self, cluster: ClusterRef, records: ClusterRecords) -> None:
+        """A crash between recording a final outcome and publishing it: publish it now (the
+        same document, so consumers dedupe on outcome_id)."""
+        waiting = [
+            r
+            for r in records.sources.values()
+            if r.status is Status.FINAL and not r.published and r.outcome is not None
+        ]
+        for record in waiting:
+            assert record.outcome is not None
+            self._messages.publish_outcome(record.outcome)
+        if waiting:
+            self._store.commit(cluster, [replace(r, published=True) for r in waiting])
+
+    def _next_wake(self, cluster: ClusterRef, work: _Pass) -> Marker:
+        marker = work.records.marker
+        wakes = list(work.wake)
+        for record in work.sources.values():
+            if record.source.until is not None and record.source.until > work.now:
+                wakes.append((record.source.until, f"{record.source.kind} {record.source.id} ends"))
+        deferred = any(r.status is Status.DEFERRED for r, _ in work.finished.values())
+        attempt = marker.attempt + 1 if (work.retry_after or deferred) else 0
+        if not wakes:
+            return replace(marker, attempt=attempt)
+        when, why = min(wakes)
+        when = min(when, work.now + MAX_WAKE_DELAY)
+        queued = marker.next_wake_at
+        if queued is not None and work.now < queued <= when:
+            return replace(marker, attempt=attempt)  # an earlier wake-up is already queued
+        delay = max(0, int((when - work.now).total_seconds() + 0.999))
+        self._messages.request_reconcile(reconcile_message(cluster, "wake"), delay)
+        log.info("reconcile of %s again in %s s: %s", cluster.short_name, delay, why)
+        return replace(marker, next_wake_at=when, attempt=attempt)
+
+    def _cluster_unreadable(
+        self, cluster: ClusterRef, work: _Pass, error: GatewayError, report: Report
+    ) -> None:
+        problem = Problem(error.code, error.message, retry_after=error.retry_after)
+        report.problem = problem
+        report.retrying = error.transient
+        if error.transient:
+            self._transient(work, error)
+            self._defer_all(work, problem)
+        else:
+            for record in list(work.pending.values()):
+                self._reject(work, record, problem)
+        self._finish(cluster, work, report, None, "wake", "")
+
+    def _defer_all(self, work: _Pass, problem: Problem) -> None:
+        for name in {n for r in work.pending.values() for n in r.source.pools}:
+            work.results[name] = PoolOutcome(
+                name, {}, Action.NONE, PoolResult.DEFERRED, problem=problem
+            )
+            unread = Why("none", "the cluster could not be read")
+            work.resolutions.setdefault(
+                name, Resolution(name, None, unread, frozenset(work.pending))
+            )
+
+
+_NO_OUTCOME = Outcome("", Overall.UNCHANGED, datetime.min, "")  # a record change, no message
+
+
+def log_outcome(document: Mapping[str, Any]) -> None:
+    log.info(
+        "intent %s: %s",
+        document.get("intent_id"),
+        document.get("outcome"),
+        extra={"correlation_id": document.get("intent_id"), "outcome": json.dumps(document)},
+    )
+
+
+def _scheduled_pools(schedule: PoolScheduleView) -> list[str]:
+    names = getattr(schedule, "pool_names", ())
+    return list(names)
+
+
+def _pool_outcome(
+    plan: PoolPlan, resolution: Resolution, after: PoolState | None = None, dry_run: bool = False
+) -> PoolOutcome:
+    desired = resolution.request.to_json() if resolution.request is not None else None
+    why = resolution.why.to_json()
+    refusal = plan.refusal
+    if refusal is not None and not refusal.transient:
+        problem = Problem(refusal.code, refusal.message, field=f"pools.{plan.name}")
+        return PoolOutcome.from_plan(
+            plan, PoolResult.REFUSED, problem=problem, desired=desired, why=why
+        )
+    if after is not None:
+        return PoolOutcome.from_plan(
+            plan, PoolResult.STARTED, after=after, desired=desired, why=why
+        )
+    if plan.action is Action.NONE:
+        return PoolOutcome.from_plan(plan, PoolResult.UNCHANGED, desired=desired, why=why)
+    waiting = Problem(refusal.code, refusal.message) if refusal else None
+    result = PoolResult.WOULD_CHANGE if dry_run else PoolResult.DEFERRED
+    return PoolOutcome.from_plan(plan, result, problem=waiting, desired=desired, why=why)
+
+
+def _failed(plan: PoolPlan, resolution: Resolution, error: GatewayError) -> PoolOutcome:
+    result = PoolResult.DEFERRED if error.transient else PoolResult.FAILED
+    problem = Problem(error.code, error.message, retry_after=error.retry_after)
+    return replace(_pool_outcome(plan, resolution), result=result, problem=problem)
+
+
+def _name(document: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
+    value = document[key]
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"{key} is not valid")
+    return value
+
+
+def reconcile_message(cluster: ClusterRef, reason: str) -> dict[str, Any]:
+    return {
+        "subscription_id": cluster.subscription_id,
+        "resource_group": cluster.resource_group,
+        "cluster": cluster.name,
+        "reason": reason,
+    }
+
+
+def source_message(source: Source, records: ClusterRecords, record: SourceRecord) -> dict[str, Any]:
+    """The intent as a queue message again, for the poison queue."""
+    message: dict[str, Any] = {
+        "id": source.id,
+        "pools": {name: request.to_json() for name, request in source.pools.items()},
+        "issued_at": source.issued_at.isoformat(),
+    }
+    if source.until is not None and source.kind is SourceKind.HOLD:
+        message["hold_until"] = source.until.isoformat()
+    if source.releases is not None:
+        message["release"] = source.releases
+    if source.reason:
+        message["reason"] = source.reason
+    return message

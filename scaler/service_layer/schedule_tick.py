@@ -1,0 +1,103 @@
+"""The timer: the schedule is one more source, so a tick only reconciles every scheduled
+cluster through the same `Reconciler` that intents use.
+
+A schedule that cannot be read or is invalid changes nothing and is reported once per tick
+(`InvalidSchedule`); a cluster that fails does not stop the others; a converged cluster costs
+one read and no write.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from scaler.domain.errors import InvalidInput
+from scaler.domain.outcomes import Outcome, Overall, Problem, bounded
+from scaler.service_layer.ports import Clock, MessageGateway
+from scaler.service_layer.reconcile import Reconciler, log_outcome
+from scaler.service_layer.schedules import Schedules
+from scaler.settings import Settings
+
+log = logging.getLogger("scaler")
+
+
+class ScheduleTick:
+    def __init__(
+        self,
+        settings: Settings,
+        schedules: Schedules,
+        reconciler: Reconciler,
+        messages: MessageGateway,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._schedules = schedules
+        self._reconciler = reconciler
+        self._messages = messages
+        self._clock = clock
+
+    def run(self, past_due: bool = False) -> list[Outcome]:
+        now = self._clock()
+        run_id = f"schedule-{now:%Y%m%dT%H%M%SZ}"
+        if past_due:
+            log.warning(
+                "schedule run %s is late (past due); converging to the state of now", run_id
+            )
+        try:
+            schedule, name = self._schedules.load(now)
+        except InvalidInput as error:
+            problem = Problem("InvalidSchedule", str(error), field=error.field or None)
+            return [self._publish(Outcome(run_id, Overall.REJECTED, now, "timer", problem=problem))]
+        for warning in schedule.warnings:
+            log.warning("schedule %s: %s", name, warning)
+        outcomes: list[Outcome] = []
+        for entry in schedule.clusters:
+            cluster = self._schedules.cluster_ref(entry)
+            if not self._settings.allows(cluster):
+                problem = Problem(
+                    "ClusterNotAllowed",
+                    f"cluster {cluster.short_name} is not in SCALER_ALLOWED_CLUSTERS",
+                    field="cluster",
+                )
+                refused = Outcome(
+                    f"{run_id}-{cluster.resource_group}-{cluster.name}",
+                    Overall.REJECTED,
+                    now,
+                    "timer",
+                    cluster_id=cluster.resource_id,
+                    problem=problem,
+                )
+                outcomes.append(self._publish(refused))
+                continue
+            try:
+                report = self._reconciler.reconcile(cluster, "timer", (entry, name))
+            except Exception as error:  # one broken cluster must not stop the others
+                log.exception("schedule run %s failed for %s", run_id, cluster.short_name)
+                problem = Problem("ScheduleRunFailed", f"{type(error).__name__}: {error}")
+                failed = Outcome(
+                    f"{run_id}-{cluster.resource_group}-{cluster.name}",
+                    Overall.DEFERRED,
+                    now,
+                    "timer",
+                    cluster_id=cluster.resource_id,
+                    problem=problem,
+                )
+                outcomes.append(self._publish(failed))
+                continue
+            if report.problem is not None:
+                unread = Outcome(
+                    f"{run_id}-{cluster.resource_group}-{cluster.name}",
+                    Overall.DEFERRED if report.retrying else Overall.REJECTED,
+                    now,
+                    "timer",
+                    cluster_id=cluster.resource_id,
+                    problem=report.problem,
+                )
+                outcomes.append(self._publish(unread))
+            outcomes.extend(o for o in report.outcomes if o.source == "timer")
+        return outcomes
+
+    def _publish(self, outcome: Outcome) -> Outcome:
+        document = bounded(outcome.to_json())
+        log_outcome(document)
+        self._messages.publish_outcome(document)
+        return outcome

@@ -1,0 +1,68 @@
+"""The schedule as the use cases see it: read (file or blob), validated whole, and looked up
+per cluster. A schedule that cannot be read or is invalid has no opinion on any pool (the
+timer reports it); it never stops intents from being applied."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from scaler.domain.clusters import ClusterRef
+from scaler.domain.errors import InvalidInput
+from scaler.domain.schedule import ClusterSchedule, Schedule
+from scaler.domain.schedule_file import load_schedule
+from scaler.service_layer.ports import ScheduleSource
+
+log = logging.getLogger("scaler")
+
+
+class Schedules:
+    def __init__(
+        self, source: ScheduleSource | None, max_count: int, default_subscription: str
+    ) -> None:
+        self._source = source
+        self._max_count = max_count
+        self._default_subscription = default_subscription
+        self._lock = threading.Lock()
+        self._parsed: tuple[str, str, Schedule] | None = None  # (text, name, schedule)
+
+    def load(self, now: datetime) -> tuple[Schedule, str]:
+        """The whole schedule and its name; InvalidInput when unreadable or invalid. Parsed
+        once per version of the text, however often it is read."""
+        if self._source is None:
+            return Schedule(()), "no schedule"
+        text, name = self._source.read()
+        with self._lock:
+            if self._parsed is not None and self._parsed[:2] == (text, name):
+                return self._parsed[2], name
+        schedule = load_schedule(text, name, self._max_count, now)
+        with self._lock:
+            self._parsed = (text, name, schedule)
+        return schedule, name
+
+    def for_cluster(self, cluster: ClusterRef, now: datetime) -> tuple[ClusterSchedule | None, str]:
+        try:
+            schedule, name = self.load(now)
+        except InvalidInput as error:
+            log.warning("schedule unusable, no pool follows it for now: %s", error)
+            return None, "schedule"
+        return self.find(schedule, cluster), name
+
+    def find(self, schedule: Schedule, cluster: ClusterRef) -> ClusterSchedule | None:
+        wanted = _key(cluster)
+        for candidate in schedule.clusters:
+            if _key(candidate.target.ref(self._default_subscription)) == wanted:
+                return candidate
+        return None
+
+    def cluster_ref(self, candidate: ClusterSchedule) -> ClusterRef:
+        return candidate.target.ref(self._default_subscription)
+
+
+def _key(cluster: ClusterRef) -> tuple[str, str, str]:
+    return (
+        cluster.subscription_id.lower(),
+        cluster.resource_group.lower(),
+        cluster.name.lower(),
+    )
