@@ -3,18 +3,22 @@
 Built once per process; one `ContainerServiceClient` per subscription, reused and closed with
 the gateway. azure-core's own retries are cut down to quick reconnects: a 429, 409 or 5xx comes
 straight back so the queue owns the backoff (honouring Retry-After) and the function never sits
-in a sleep. Writes never wait for the long-running operation (`polling=False`).
+in a sleep. Writes never wait for the long-running operation (`polling=False`). A 401 makes the
+next call ask the identity for a new token instead of its cached one (see `RenewableCredential`).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.credentials import TokenCredential
+from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -37,9 +41,57 @@ _TOKEN_RETRY_AFTER_SECONDS = 5
 _TRANSIENT_STATUS = {401, 408, 409, 429, 500, 502, 503, 504}
 
 
+class RenewableCredential:
+    """The app's credential, plus a way to refuse the token it has cached.
+
+    On a 401 azure-core's BearerTokenCredentialPolicy forgets the token it holds and asks the
+    credential again, but azure-identity's credentials answer from their own MSAL cache until
+    the token is minutes from expiry: the refused token would come straight back, 401 after 401
+    until the intent is poisoned. After `renew()`, the next token is asked for with a claims
+    challenge for a token issued from now on (`nbf`, the form Resource Manager's own CAE
+    challenges take); MSAL-based credentials (managed identity, workload identity, service
+    principals) answer that by requesting a new token rather than reading their cache. A
+    credential that cannot take claims (the Azure CLI in DefaultAzureCredential) says it is
+    unavailable; it then gets a plain request, which asks the CLI again anyway.
+    """
+
+    def __init__(self, credential: TokenCredential) -> None:
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._refused_at: float | None = None  # when a token was last refused, until renewed
+
+    def renew(self) -> None:
+        """The current token was refused: the next `get_token` must not come from a cache."""
+        with self._lock:
+            self._refused_at = time.time()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        with self._lock:
+            refused_at = self._refused_at
+        if refused_at is None or kwargs.get("claims"):
+            return self._credential.get_token(*scopes, **kwargs)
+        from azure.identity import CredentialUnavailableError
+
+        try:
+            fresh = {**kwargs, "claims": _issued_after(refused_at)}
+            token = self._credential.get_token(*scopes, **fresh)
+        except CredentialUnavailableError:
+            token = self._credential.get_token(*scopes, **kwargs)
+        with self._lock:
+            if self._refused_at == refused_at:  # not refused again meanwhile
+                self._refused_at = None
+        return token
+
+
+def _issued_after(moment: float) -> str:
+    """A claims request for an access token not valid before `moment` (so: a new one)."""
+    claims = {"access_token": {"nbf": {"essential": True, "value": str(int(moment))}}}
+    return json.dumps(claims, separators=(",", ":"))
+
+
 class AksGateway:
     def __init__(self, credential: TokenCredential, endpoint: str, scope: str) -> None:
-        self._credential = credential
+        self._credential = RenewableCredential(credential)
         self._endpoint = endpoint
         self._scope = scope
         self._clients: dict[str, ContainerServiceClient] = {}
@@ -47,7 +99,9 @@ class AksGateway:
 
     def list_pools(self, cluster: ClusterRef) -> list[PoolState]:
         client = self._client(cluster.subscription_id)
-        with _translated_errors(f"reading the pools of {cluster.short_name}"):
+        with _translated_errors(
+            f"reading the pools of {cluster.short_name}", self._credential.renew
+        ):
             return [
                 _state(pool)
                 for pool in client.agent_pools.list(cluster.resource_group, cluster.name)
@@ -57,7 +111,9 @@ class AksGateway:
         assert plan.before is not None and isinstance(plan.before.handle, AgentPool)
         body = _changed_body(plan.before.handle, plan)
         client = self._client(cluster.subscription_id)
-        with _translated_errors(f"updating pool {plan.name} of {cluster.short_name}"):
+        with _translated_errors(
+            f"updating pool {plan.name} of {cluster.short_name}", self._credential.renew
+        ):
             poller = client.agent_pools.begin_create_or_update(
                 cluster.resource_group,
                 cluster.name,
@@ -135,8 +191,9 @@ def _text(value: object, default: str) -> str:
 
 
 @contextmanager
-def _translated_errors(doing: str) -> Iterator[None]:
-    """Turns azure-core exceptions into the port's GatewayError (transient or permanent)."""
+def _translated_errors(doing: str, on_unauthorized: Callable[[], None]) -> Iterator[None]:
+    """Turns azure-core exceptions into the port's GatewayError (transient or permanent).
+    A 401 calls `on_unauthorized` first, so the retry gets a new token."""
     try:
         yield
     except ResourceModifiedError as error:  # 412, only raised for our If-Match writes
@@ -146,6 +203,8 @@ def _translated_errors(doing: str) -> Iterator[None]:
         if status is None:
             # No HTTP answer at all: the credential could not get a token.
             raise _token_unavailable(doing, error) from error
+        if status == 401:
+            on_unauthorized()
         code = (error.error.code if error.error else None) or f"Http{status}"
         message = (error.error.message if error.error else None) or str(error.reason)
         raise GatewayError(
