@@ -17,7 +17,13 @@ from azure.storage.queue import QueueServiceClient
 
 from local.aks_emulator.control import EmulatorProcess
 from local.azurite import AzuriteProcess
-from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, STATE_TABLE
+from scaler.settings import (
+    INTENTS_QUEUE,
+    POISON_QUEUE,
+    RECONCILE_QUEUE,
+    RESULTS_QUEUE,
+    STATE_TABLE,
+)
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 # The client id of the app's user-assigned identity, as the emulator's token endpoint sees it.
@@ -53,16 +59,18 @@ class LocalStack:
         return TableServiceClient.from_connection_string(self.azurite.connection_string)
 
     def create_storage(self) -> None:
-        """What infra/ creates in Azure: the three queues and the state table."""
+        """What infra/ creates in Azure: the queues and the state table."""
         with self.queue_service() as service:
-            for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE):
+            for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, RECONCILE_QUEUE):
                 with contextlib.suppress(ResourceExistsError):  # already there after a restart
                     service.create_queue(name)
         with self.table_service() as tables:
             tables.create_table_if_not_exists(STATE_TABLE)
 
 
-def app_settings(azurite: AzuriteProcess, emulator: EmulatorProcess) -> dict[str, str]:
+def app_settings(
+    azurite: AzuriteProcess, emulator: EmulatorProcess, operation_seconds: float = 1.0
+) -> dict[str, str]:
     """What `local.settings.json` would hold: the app's settings for this stack."""
     return {
         "FUNCTIONS_WORKER_RUNTIME": "python",
@@ -75,6 +83,10 @@ def app_settings(azurite: AzuriteProcess, emulator: EmulatorProcess) -> dict[str
         # Short retry delays locally, so a deferred intent visibly comes back within seconds.
         "SCALER_RETRY_BASE_SECONDS": "2",
         "SCALER_RETRY_MAX_SECONDS": "30",
+        # The emulator's pool operations take this long: a busy pool is looked at again then.
+        "SCALER_OPERATION_SECONDS": str(operation_seconds),
+        # A burst of intents within a second costs one reconcile.
+        "SCALER_COALESCE_SECONDS": "1",
         # func start fires the schedule timer every 30 s locally (every 5 minutes in Azure).
         "SCALER_TIMER_SCHEDULE": "*/30 * * * * *",
         **emulator.env(),
@@ -92,6 +104,6 @@ def local_stack(
     if azurite_ports:
         azurite.ports = dict(azurite_ports)
     with azurite, EmulatorProcess(operation_seconds=operation_seconds) as emulator:
-        stack = LocalStack(azurite, emulator, app_settings(azurite, emulator))
+        stack = LocalStack(azurite, emulator, app_settings(azurite, emulator, operation_seconds))
         stack.create_storage()
         yield stack

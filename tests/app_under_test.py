@@ -19,7 +19,13 @@ from local.aks_emulator.control import EmulatorControl
 from local.functions_host import registered_functions
 from local.stack import LocalStack, local_stack
 from scaler import bootstrap
-from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, STATE_TABLE
+from scaler.settings import (
+    INTENTS_QUEUE,
+    POISON_QUEUE,
+    RECONCILE_QUEUE,
+    RESULTS_QUEUE,
+    STATE_TABLE,
+)
 
 SUB = "00000000-0000-0000-0000-000000000000"
 
@@ -41,11 +47,45 @@ class App:
         return QueueClient.from_connection_string(self.stack.azurite.connection_string, name)
 
     def deliver(self, body: str | bytes, dequeue_count: int = 1, message_id: str = "m-1") -> None:
-        """Call the queue-triggered function exactly as the worker would."""
-        scale_intents = registered_functions(function_app.app)["scale_intents"]
+        """Call the intent function exactly as the worker would."""
+        self.call("scale_intents", body, dequeue_count, message_id)
+
+    def call(
+        self, function: str, body: str | bytes, dequeue_count: int = 1, message_id: str = "m-1"
+    ) -> None:
+        """Call a queue-triggered function of function_app.py as the worker would."""
+        registered = registered_functions(function_app.app)[function]
         raw = body.encode() if isinstance(body, str) else body
         message = FunctionsQueueMessage(id=message_id, body=raw, dequeue_count=dequeue_count)
-        scale_intents.get_user_function()(message)
+        registered.get_user_function()(message)
+
+    def settle(self, timeout: float = 15.0, quiet: float = 1.5) -> int:
+        """Deliver `scale-reconcile` messages to the reconcile function as the host would,
+        including delayed ones that become visible within `timeout`; stop once nothing has been
+        visible for `quiet` seconds (so wake-ups queued far ahead are left alone). Returns how
+        many were delivered."""
+        delivered = 0
+        deadline = time.monotonic() + timeout
+        idle_since = time.monotonic()
+        with self.queue(RECONCILE_QUEUE) as client:
+            while time.monotonic() < deadline:
+                messages = list(client.receive_messages(max_messages=16, visibility_timeout=60))
+                for message in messages:
+                    self.call(
+                        "scale_reconcile",
+                        message.content,
+                        message.dequeue_count or 1,
+                        message.id,
+                    )
+                    client.delete_message(message)
+                    delivered += 1
+                if messages:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= quiet:
+                    return delivered
+                else:
+                    time.sleep(0.1)
+        return delivered
 
     def take(self, name: str, timeout: float = 0, count: int = 1) -> list[dict[str, Any]]:
         """Receive and delete the visible messages of a queue, waiting up to `timeout` for at
@@ -83,8 +123,10 @@ class App:
 def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     for name, value in stack.settings.items():
         monkeypatch.setenv(name, value)
+    # Reconcile at once: tests deliver the reconcile messages themselves (App.settle).
+    monkeypatch.setenv("SCALER_COALESCE_SECONDS", "0")
     stack.emulator.control.reset()
-    for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE):
+    for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, RECONCILE_QUEUE):
         with QueueClient.from_connection_string(stack.azurite.connection_string, name) as queue:
             queue.clear_messages()
     with stack.table_service() as tables:  # forget pool records and finished intents

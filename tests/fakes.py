@@ -165,7 +165,7 @@ class FakeStore:
         self.trips += 1
         records = ClusterRecords()
         marker = Marker()
-        for (where, key), row in self.rows.items():
+        for (where, _row_key), row in self.rows.items():
             if where != _key(cluster):
                 continue
             if isinstance(row, SourceRecord):

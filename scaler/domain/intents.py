@@ -95,7 +95,7 @@ class Intent:
     def to_message(self) -> dict[str, Any]:
         """The intent as a queue message: what `send` enqueues and what a retry re-enqueues."""
         message: dict[str, Any] = {
-            "id": self.id,
+            **({"id": self.id} if self.id else {}),
             "subscription_id": self.cluster.subscription_id,
             "resource_group": self.cluster.resource_group,
             "cluster": self.cluster.name,

@@ -7,7 +7,7 @@ import pytest
 from scaler.domain.clusters import ClusterRef, is_allowed
 from scaler.domain.outcomes import Overall, PoolOutcome, PoolResult, overall_of
 from scaler.domain.planner import Action
-from scaler.service import RetryPolicy
+from scaler.service_layer.retry import RetryPolicy
 from scaler.settings import SETTINGS, Settings, SettingsError
 
 SUB = "00000000-0000-0000-0000-000000000000"

@@ -54,13 +54,13 @@ def test_full_intent_is_parsed_with_every_field() -> None:
         "spot": Power("Stopped"),
     }
     assert intent.issued_at == datetime(2026, 11, 23, 11, 59, tzinfo=UTC)
-    assert intent.dry_run is True and intent.reason == "nightly batch" and intent.attempt == 1
+    assert intent.dry_run is True and intent.reason == "nightly batch"
 
 
-def test_defaults_fill_the_cluster_and_an_id_is_generated() -> None:
-    first, second = parse('{"pools": {"batch": 3}}'), parse('{"pools": {"batch": 3}}')
-    assert first.cluster == ClusterRef(SUB, "rg-demo", "aks-demo")
-    assert first.id and first.id != second.id
+def test_defaults_fill_the_cluster_and_the_id_is_left_to_the_message() -> None:
+    intent = parse('{"pools": {"batch": 3}}')
+    assert intent.cluster == ClusterRef(SUB, "rg-demo", "aks-demo")
+    assert intent.id == ""  # the intake keys it by the queue message id
 
 
 def test_seed_project_shorthand_targets_the_default_cluster() -> None:
@@ -80,7 +80,6 @@ def test_round_trip_through_the_queue_form_keeps_the_intent() -> None:
         '{"id": "x1", "pools": {"web": {"min": 1, "max": 5}}, "reason": "r",'
         ' "expires_at": "2030-01-01T00:00:00Z", "_retry": {"attempt": 3}}'
     )
-    assert intent.attempt == 3
     assert parse(json.dumps(intent.to_message())) == intent
 
 
@@ -108,7 +107,7 @@ def test_round_trip_through_the_queue_form_keeps_the_intent() -> None:
         (
             '{"pools": {"batch": 1}, "clustr": "x"}',
             "clustr: unknown field (allowed: cluster, dry_run, expires_at, hold, hold_until, id, "
-            "issued_at, pools, reason, resource_group, subscription_id)",
+            "issued_at, lease, pools, reason, release, resource_group, subscription_id)",
         ),
         ('{"pools": {"batch": -1}}', "pools.batch: must not be negative, got -1"),
         ('{"pools": {"batch": {"count": -2}}}', "pools.batch.count: must not be negative, got -2"),
@@ -192,8 +191,13 @@ def test_round_trip_through_the_queue_form_keeps_the_intent() -> None:
             "expires_at: '2027-01-01T00:00:00' has no time zone; add Z or an offset like +01:00",
         ),
         (
-            '{"pools": {"batch": 1}, "issued_at": "2026-11-23T12:30:00Z", "expires_at": "2026-11-23T12:10:00Z"}',
+            '{"pools": {"batch": 1}, "issued_at": "2026-11-23T12:03:00Z", "expires_at": "2026-11-23T12:02:00Z"}',
             "expires_at: must be later than issued_at",
+        ),
+        (
+            '{"pools": {"batch": 1}, "issued_at": "2026-11-23T12:30:00Z"}',
+            "issued_at: 2026-11-23T12:30:00+00:00 is in the future (now 2026-11-23T12:00:00+00:00;"
+            " at most 5 minutes ahead, SCALER_MAX_CLOCK_SKEW): check the producer's clock",
         ),
         (
             '{"pools": {"batch": 1}, "issued_at": 5}',
@@ -201,7 +205,31 @@ def test_round_trip_through_the_queue_form_keeps_the_intent() -> None:
         ),
         (
             '{"pools": {"batch": 1}, "_retry": {"attempt": 0}}',
-            "_retry.attempt: must be a whole number of at least 1",
+            "_retry.attempt: must be a whole number from 1 to 8 (SCALER_MAX_ATTEMPTS)",
+        ),
+        (
+            '{"pools": {"batch": 1}, "_retry": {"attempt": 8, "x": 1}}',
+            '_retry: is reserved; the only form is {"attempt": N}',
+        ),
+        (
+            '{"id": "l", "pools": {"batch": {"min": 1, "max": 2}}, "lease": "PT1H"}',
+            "pools.batch: a lease asks for a node count (e.g. 4): counts of concurrent leases add up",
+        ),
+        (
+            '{"pools": {"batch": 2}, "lease": "PT1H"}',
+            "id: a lease needs an id: it is the lease id, to renew or release it",
+        ),
+        (
+            '{"id": "l", "pools": {"batch": 2}, "lease": "P2D"}',
+            "lease: P2D is longer than P1D (SCALER_MAX_LEASE)",
+        ),
+        (
+            '{"id": "l", "pools": {"batch": 2}, "lease": "PT1H", "hold": "PT1H"}',
+            "lease: give lease or hold, not both",
+        ),
+        (
+            '{"release": "l", "pools": {"batch": 2}}',
+            "release: a release names only the lease; drop 'pools'",
         ),
     ],
 )
@@ -222,7 +250,7 @@ def test_bad_intents_are_rejected_with_a_specific_error(body: str | bytes, error
         ('{"pools": {"batch": 1}, "\ud800": 1}', None),
         (
             '{"pools": {"batch": 1}, "": 1}',
-            '"": unknown field (allowed: cluster, dry_run, expires_at, hold, hold_until, id, issued_at, pools, reason, resource_group, subscription_id)',
+            '"": unknown field (allowed: cluster, dry_run, expires_at, hold, hold_until, id, issued_at, lease, pools, reason, release, resource_group, subscription_id)',
         ),
     ],
     ids=["deep-nesting", "huge-integer", "escaped-surrogate-key", "empty-key"],
@@ -268,9 +296,13 @@ def test_no_default_cluster_means_the_intent_must_name_one() -> None:
     )
 
 
-def test_hold_is_counted_from_issued_at_or_now() -> None:
+def test_hold_and_lease_are_counted_from_acceptance() -> None:
     issued = parse('{"pools": {"batch": 10}, "hold": "PT3H", "issued_at": "2026-11-23T11:30:00Z"}')
-    assert issued.hold_until == datetime(2026, 11, 23, 14, 30, tzinfo=UTC)
+    assert issued.hold_until == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    lease = parse('{"id": "l", "pools": {"batch": 2}, "lease": "PT2H"}')
+    assert lease.lease_until == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    release = parse('{"release": "l"}')
+    assert release.release == "l" and dict(release.pools) == {}
     fresh = parse('{"pools": {"batch": 10}, "hold": "P1DT12H"}')
     assert fresh.hold_until == datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
     until = parse('{"pools": {"batch": 10}, "hold_until": "2026-11-23T18:00:00+01:00"}')
