@@ -1,8 +1,10 @@
 // Entry point for `azd provision` / `az deployment sub create`.
 //
-// Subscription scope because the deployment touches two resource groups: the app's own
-// (created here) and the existing AKS cluster's (only a role assignment goes there, so the
-// identity can scale that one cluster and nothing else in its subscription).
+// Subscription scope because the deployment touches several resource groups: the app's own
+// (created here) and those of the existing AKS clusters (and of their subnets, when pools use a
+// customer VNet); only role assignments go there, so the identity can scale those clusters and
+// nothing else. The role it assigns is created beforehand by infra/roles/scaler-role.bicep
+// (azd's preprovision hook, infra/hooks/scaler_hooks.py), never in this deployment.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -33,25 +35,30 @@ param aksResourceGroupName string
 @description('Subscription of that cluster. Empty: the deployment subscription.')
 param aksSubscriptionId string = ''
 
-@allowed([
-  'custom'
-  'builtin'
-])
-@description('custom: a role with only the cluster read and pool read/write actions (default). builtin: Azure Kubernetes Service Contributor Role.')
-param aksRoleMode string = 'custom'
+// More clusters, in any subscription and resource group of the tenant. azd fills an array
+// parameter from a JSON value: azd env set SCALER_AKS_CLUSTER_IDS '["/subscriptions/…"]'.
+@description('Resource ids of further clusters the app may scale; the cluster above is always included. Each gets the scaler role, and together they make SCALER_ALLOWED_CLUSTERS.')
+param aksClusterIds array = []
 
-// A string rather than an array so azd can fill it from one environment variable.
-@description('Comma-separated object ids of service principals allowed to enqueue intents (Storage Queue Data Message Sender on scale-intents only).')
+@description('Resource ids of the subnets the clusters\' pools use (vnetSubnetID and podSubnetID) when they are in a customer VNet: the app needs join on them to write those pools.')
+param aksSubnetIds array = []
+
+// There is no built-in mode any more: no built-in role is limited to agent pools (the
+// Azure Kubernetes Service Contributor Role is managedClusters/*: admin credentials, run
+// command, delete). A platform team may create the custom role itself and pass its id here.
+@description('Id of the scaler role when a platform team created it (infra/roles/scaler-role.bicep). Empty: the role the preprovision hook deployed for this environment.')
+param aksPlatformRoleDefinitionId string = ''
+
+// A string rather than an array so that the long-standing variable keeps working; spaces,
+// empty entries (a trailing comma) and duplicates are dropped.
+@description('Comma-separated object ids of principals (service principals, managed identities, users or groups) allowed to enqueue intents (Storage Queue Data Message Sender on scale-intents only).')
 param producerPrincipalIds string = ''
 
 @description('NCRONTAB schedule of the timer trigger (six fields, seconds first).')
 param timerSchedule string = '0 */5 * * * *'
 
-@description('container/blob in the app storage account holding the schedule (read on every run, so it changes without a redeploy). Empty: the schedule.toml deployed with the code.')
+@description('container/blob in the app storage account holding the schedule (read on every run, so it changes without a redeploy); the container is created. Empty: the schedule.toml deployed with the code.')
 param scheduleBlob string = ''
-
-@description('Comma-separated resourceGroup/cluster entries intents may target. Empty: only the cluster above. Clusters other than that one also need their own role assignment.')
-param allowedClusters string = ''
 
 @minValue(1)
 @description('Largest node count or maxCount an intent may ask for.')
@@ -69,6 +76,24 @@ param retryBaseSeconds int = 15
 @description('Longest delay between two attempts, in seconds.')
 param retryMaxSeconds int = 900
 
+@description('Longest lease an intent may ask for (ISO-8601 duration).')
+param maxLease string = 'P1D'
+
+@description('How far in the future an intent\'s issued_at may be (ISO-8601 duration).')
+param maxClockSkew string = 'PT5M'
+
+@minValue(0)
+@description('Quiet period in seconds before a cluster is reconciled after an intent.')
+param coalesceSeconds int = 2
+
+@minValue(0)
+@description('Longest an intent waits for a burst to end, in seconds.')
+param coalesceMaxSeconds int = 30
+
+@minValue(1)
+@description('How long a started pool operation is given before it is looked at again, in seconds.')
+param operationSeconds int = 120
+
 @allowed([
   512
   2048
@@ -84,13 +109,45 @@ param instanceMemoryMB int = 2048
 @description('Upper bound on Flex Consumption instances.')
 param maximumInstanceCount int = 10
 
+// Private network mode (off by default). The platform team provides the VNet, both subnets and,
+// unless a policy manages DNS records, the privatelink DNS zones (docs/deploying.md).
+@description('true: the app joins appSubnetId, storage gets private endpoints and public network access off.')
+param privateNetwork bool = false
+
+@description('Subnet delegated to Microsoft.App/environments for the Function App\'s VNet integration (private network mode).')
+param appSubnetId string = ''
+
+@description('Subnet for the storage private endpoints (private network mode).')
+param privateEndpointSubnetId string = ''
+
+@description('Resource group id of the privatelink.{blob,queue,table} private DNS zones. Empty: records are left to the platform.')
+param privateDnsZoneResourceGroupId string = ''
+
 var tags = {
   'azd-env-name': environmentName
 }
 // Deterministic, so re-deploys update the same resources instead of creating new ones.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var clusterSubscriptionId = empty(aksSubscriptionId) ? subscription().subscriptionId : aksSubscriptionId
-var producerIds = empty(trim(producerPrincipalIds)) ? [] : split(replace(producerPrincipalIds, ' ', ''), ',')
+// Spaces and empty entries (a trailing, leading or doubled comma) are dropped before the split,
+// union() drops duplicates, and ids compare in lower case. String functions and for-expressions
+// rather than filter()/map(): checkov's Bicep parser does not read lambdas.
+var producerText = replace(replace(replace(replace(producerPrincipalIds, ' ', ''), ',,', ','), ',,', ','), ',,', ',')
+var producerTrimmedStart = startsWith(producerText, ',') ? substring(producerText, 1) : producerText
+var producerTrimmed = endsWith(producerTrimmedStart, ',') ? substring(producerTrimmedStart, 0, length(producerTrimmedStart) - 1) : producerTrimmedStart
+var producerIdList = [for id in (empty(producerTrimmed) ? [] : split(producerTrimmed, ',')): toLower(id)]
+var producerIds = union(producerIdList, [])
+var defaultClusterId = '/subscriptions/${clusterSubscriptionId}/resourceGroups/${aksResourceGroupName}/providers/Microsoft.ContainerService/managedClusters/${aksClusterName}'
+var extraClusterIds = [for id in aksClusterIds: toLower(trim(id))]
+var clusterIds = union([toLower(defaultClusterId)], extraClusterIds)
+var subnetIdList = [for id in aksSubnetIds: toLower(trim(id))]
+var subnetIds = union(subnetIdList, [])
+// The same name infra/roles/scaler-role.bicep gives the role it creates for this environment.
+var roleDefinitionGuid = empty(aksPlatformRoleDefinitionId) ? guid(subscription().id, environmentName, 'aks-pool-scaler') : last(split(aksPlatformRoleDefinitionId, '/'))
+// Intents may target exactly the clusters the identity holds the role on.
+var allowedClusterEntries = [for id in clusterIds: '${split(id, '/')[2]}/${split(id, '/')[4]}/${split(id, '/')[8]}']
+var allowedClusters = join(allowedClusterEntries, ',')
+var scheduleContainerName = empty(scheduleBlob) ? '' : split(scheduleBlob, '/')[0]
 var functionAppName = 'func-scaler-${resourceToken}'
 // Flex Consumption reads its package from this container; one container per app.
 var deploymentContainerName = 'app-package-${take(resourceToken, 12)}'
@@ -119,6 +176,10 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: deploymentContainerName
+    scheduleContainerName: scheduleContainerName
+    privateNetwork: privateNetwork
+    privateEndpointSubnetId: privateEndpointSubnetId
+    privateDnsZoneResourceGroupId: privateDnsZoneResourceGroupId
   }
 }
 
@@ -153,16 +214,29 @@ module producers 'app/producers.bicep' = {
   }
 }
 
-// Only this module touches the cluster's resource group, and only with a role assignment.
-module clusterAccess 'aks/cluster-access.bicep' = {
-  name: 'cluster-access-${resourceToken}'
-  scope: resourceGroup(clusterSubscriptionId, aksResourceGroupName)
+// Only these modules touch the clusters' (and subnets') resource groups, and only with a role
+// assignment each. A cluster or subnet dropped from the lists keeps its assignment until the
+// preprovision hook removes it (incremental deployments never delete).
+module clusterAccess 'aks/cluster-access.bicep' = [for clusterId in clusterIds: {
+  name: 'cluster-access-${uniqueString(clusterId, resourceToken)}'
+  scope: resourceGroup(split(clusterId, '/')[2], split(clusterId, '/')[4])
   params: {
-    clusterName: aksClusterName
+    clusterName: split(clusterId, '/')[8]
     principalId: identity.outputs.principalId
-    roleMode: aksRoleMode
+    roleDefinitionGuid: roleDefinitionGuid
   }
-}
+}]
+
+module subnetAccess 'aks/subnet-access.bicep' = [for subnetId in subnetIds: {
+  name: 'subnet-access-${uniqueString(subnetId, resourceToken)}'
+  scope: resourceGroup(split(subnetId, '/')[2], split(subnetId, '/')[4])
+  params: {
+    virtualNetworkName: split(subnetId, '/')[8]
+    subnetName: split(subnetId, '/')[10]
+    principalId: identity.outputs.principalId
+    roleDefinitionGuid: roleDefinitionGuid
+  }
+}]
 
 module functionApp 'app/function.bicep' = {
   name: 'function'
@@ -189,6 +263,12 @@ module functionApp 'app/function.bicep' = {
     maxAttempts: maxAttempts
     retryBaseSeconds: retryBaseSeconds
     retryMaxSeconds: retryMaxSeconds
+    maxLease: maxLease
+    maxClockSkew: maxClockSkew
+    coalesceSeconds: coalesceSeconds
+    coalesceMaxSeconds: coalesceMaxSeconds
+    operationSeconds: operationSeconds
+    virtualNetworkSubnetId: privateNetwork ? appSubnetId : ''
   }
   // The host starts as soon as the site exists; without its data roles it would fail its
   // first storage calls and back off, and without the cluster role the first intents would
@@ -196,6 +276,7 @@ module functionApp 'app/function.bicep' = {
   dependsOn: [
     appRbac
     clusterAccess
+    subnetAccess
   ]
 }
 
@@ -211,4 +292,7 @@ output SCALER_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
 output SCALER_INTENTS_QUEUE_URL string = storage.outputs.intentsQueueUrl
-output SCALER_AKS_ROLE_DEFINITION_ID string = clusterAccess.outputs.roleDefinitionId
+// The role assigned on the clusters and subnets, and where: azd's predown hook removes exactly
+// these assignments (and, when this environment created it, the role) before azd down.
+output SCALER_AKS_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionGuid)
+output SCALER_AKS_ACCESS_SCOPES string = join(concat(clusterIds, subnetIds), ',')

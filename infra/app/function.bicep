@@ -26,6 +26,15 @@ param maxNodeCount int
 param maxAttempts int
 param retryBaseSeconds int
 param retryMaxSeconds int
+param maxLease string
+param maxClockSkew string
+param coalesceSeconds int
+param coalesceMaxSeconds int
+param operationSeconds int
+
+// Private network mode: outbound traffic (storage over its private endpoints) leaves through
+// this subnet, which must be delegated to Microsoft.App/environments. Empty: no VNet integration.
+param virtualNetworkSubnetId string = ''
 
 // environment() follows the cloud the deployment runs in (public, sovereign), so the app
 // talks to the matching Resource Manager; the app expects no trailing slash.
@@ -60,6 +69,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: No HTTP triggers; the public endpoint is kept for code deployment (azd / one-deploy from CI), which needs an Entra token.
   // checkov:skip=CKV_AZURE_17: No HTTP-triggered functions to protect; Azure's own client-certificate policy also excludes function apps.
   // checkov:skip=CKV_AZURE_212: Worker count is an App Service plan setting; Flex Consumption scales instances per trigger, and the queue keeps intents during restarts.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState; FTP stays off through the ftp basicPublishingCredentialsPolicies (allow false) below.
   // checkov:skip=CKV_AZURE_213: Health check probes an HTTP path; this app serves no HTTP and Flex Consumption replaces failing instances itself.
   name: name
   location: location
@@ -77,10 +87,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
+    // No siteConfig.ftpsState: Flex Consumption rejects it ("Site.SiteConfig.FtpsState ... for
+    // Flex Consumption sites is invalid") where that platform check has rolled out. FTP is off
+    // through the ftp publishing-credentials policy below instead.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       // Every setting the app reads must be here: tests/infra/test_bicep_structure.py
       // compares these names with scaler.settings.SETTINGS.
@@ -159,6 +172,26 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SCALER_RETRY_MAX_SECONDS'
           value: string(retryMaxSeconds)
+        }
+        {
+          name: 'SCALER_MAX_LEASE'
+          value: maxLease
+        }
+        {
+          name: 'SCALER_MAX_CLOCK_SKEW'
+          value: maxClockSkew
+        }
+        {
+          name: 'SCALER_COALESCE_SECONDS'
+          value: string(coalesceSeconds)
+        }
+        {
+          name: 'SCALER_COALESCE_MAX_SECONDS'
+          value: string(coalesceMaxSeconds)
+        }
+        {
+          name: 'SCALER_OPERATION_SECONDS'
+          value: string(operationSeconds)
         }
         {
           name: 'SCALER_TIMER_SCHEDULE'

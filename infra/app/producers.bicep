@@ -3,6 +3,7 @@
 // nothing at all on the cluster.
 param storageAccountName string
 param intentsQueueName string
+@description('Object ids: no spaces, empty entries or duplicates (main.bicep cleans the list).')
 param principalIds array
 
 var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a' // Storage Queue Data Message Sender
@@ -25,8 +26,8 @@ resource sender 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for prin
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSenderRoleId)
     principalId: principalId
-    // Producers are other systems (workload identities, pipelines); people who need to send a
-    // test intent get the same role with `az role assignment create` (see README.md, "Let a producer send intents").
-    principalType: 'ServicePrincipal'
+    // No principalType: producers may be service principals, managed identities, users or
+    // groups, and Resource Manager works the type out itself. (principalType only helps for a
+    // principal created seconds earlier, which a producer never is.)
   }
 }]

@@ -6,6 +6,20 @@ param location string
 param tags object
 param deploymentContainerName string
 
+@description('Container of SCALER_SCHEDULE_BLOB (its part before the first /). Empty: no schedule blob, no container.')
+param scheduleContainerName string = ''
+
+// Private network mode: public access off, one private endpoint per service the app uses. The
+// VNet, its subnets and the private DNS zones belong to the platform team (docs/deploying.md).
+@description('true: publicNetworkAccess Disabled and private endpoints for blob, queue and table.')
+param privateNetwork bool = false
+
+@description('Subnet for the private endpoints (private network mode).')
+param privateEndpointSubnetId string = ''
+
+@description('Resource group id holding the privatelink.{blob,queue,table}.<storage suffix> private DNS zones. Empty: DNS records are left to the platform (for example an Azure Policy that adds them).')
+param privateDnsZoneResourceGroupId string = ''
+
 // Fixed names: producers, the app code (scaler/settings.py) and the poison convention of the
 // Functions host (<queue>-poison) all depend on them.
 var intentsQueueName = 'scale-intents'
@@ -14,8 +28,8 @@ var resultsQueueName = 'scale-results'
 var stateTableName = 'scalerstate'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: Without VNet integration the Flex Consumption app, producers and azd reach storage over its public endpoint; shared keys are off, so every request needs an Entra token and a data role.
-  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: public network access stays on, access is Entra-only (allowSharedKeyAccess false, no public blob access).
+  // checkov:skip=CKV_AZURE_35: Public mode (the default) only: the app, producers and azd reach storage over its public endpoint with Entra tokens (shared keys off); privateNetwork=true sets defaultAction Deny.
+  // checkov:skip=CKV_AZURE_59: Public mode (the default) only, as for CKV_AZURE_35; privateNetwork=true sets publicNetworkAccess Disabled and adds private endpoints.
   name: name
   location: location
   tags: tags
@@ -30,9 +44,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetwork ? 'Disabled' : 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: privateNetwork ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }
@@ -56,6 +70,16 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Where SCALER_SCHEDULE_BLOB points: created here so the first upload has somewhere to go (the
+// app only reads it). The app's Storage Blob Data Owner on the account covers it.
+resource scheduleContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (!empty(scheduleContainerName)) {
+  parent: blobService
+  name: empty(scheduleContainerName) ? 'unused' : scheduleContainerName
   properties: {
     publicAccess: 'None'
   }
@@ -93,6 +117,54 @@ resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023
   parent: tableService
   name: stateTableName
 }
+
+// Private network mode: one endpoint per storage service the Functions host and the app use
+// (blob: host locks and the deployment package; queue: intents and results; table: state).
+var privateServices = privateNetwork ? [
+  'blob'
+  'queue'
+  'table'
+] : []
+
+resource privateEndpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for service in privateServices: {
+  name: 'pe-${name}-${service}'
+  location: location
+  tags: tags
+  properties: {
+    subnet: {
+      id: privateEndpointSubnetId
+    }
+    privateLinkServiceConnections: [
+      {
+        name: '${name}-${service}'
+        properties: {
+          privateLinkServiceId: storage.id
+          groupIds: [
+            service
+          ]
+        }
+      }
+    ]
+  }
+}]
+
+// Same order as privateServices, so index i is that service's endpoint.
+var dnsZoneServices = empty(privateDnsZoneResourceGroupId) ? [] : privateServices
+
+resource privateDnsZoneGroups 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2024-05-01' = [for (service, i) in dnsZoneServices: {
+  parent: privateEndpoints[i]
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: service
+        properties: {
+          privateDnsZoneId: '${privateDnsZoneResourceGroupId}/providers/Microsoft.Network/privateDnsZones/privatelink.${service}.${environment().suffixes.storage}'
+        }
+      }
+    ]
+  }
+}]
 
 output id string = storage.id
 output name string = storage.name

@@ -165,6 +165,13 @@ MONITORING = INFRA / "app" / "monitoring.bicep"
 APP_RBAC = INFRA / "app" / "rbac.bicep"
 PRODUCERS = INFRA / "app" / "producers.bicep"
 CLUSTER_ACCESS = INFRA / "aks" / "cluster-access.bicep"
+SUBNET_ACCESS = INFRA / "aks" / "subnet-access.bicep"
+SCALER_ROLE = INFRA / "roles" / "scaler-role.bicep"
+DEPLOYER = INFRA / "deployer" / "main.bicep"
+DEPLOYER_GROUP = INFRA / "deployer" / "group-access.bicep"
+# Templates deployed on their own: main.bicep by azd, the role by the preprovision hook (before
+# main.bicep, never in it), the deployer by a platform team once.
+ENTRY_POINTS = (MAIN, SCALER_ROLE, DEPLOYER)
 
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 ROLE_DEFINITION = "Microsoft.Authorization/roleDefinitions"
@@ -180,6 +187,8 @@ BUILT_IN_ROLES = {
     "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8": "Azure Kubernetes Service Contributor Role",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
 }
 
 # Exactly what the custom role may do; anything else is a review decision, not a drive-by.
@@ -187,6 +196,8 @@ SCALER_ACTIONS = {
     "Microsoft.ContainerService/managedClusters/read",
     "Microsoft.ContainerService/managedClusters/agentPools/read",
     "Microsoft.ContainerService/managedClusters/agentPools/write",
+    # Effective only on the node subnets it is assigned on (issue 14, item 3).
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
 }
 
 # Settings the platform (not scaler/settings.py) reads, which infra must set as well.
@@ -250,9 +261,10 @@ def test_every_bicep_file_parses(path: Path) -> None:
 
 
 def test_main_is_subscription_scoped_and_uses_every_module() -> None:
-    assert parse(MAIN)["globals"]["scope"]["value"] == "subscription"
-    used = {module_path(MAIN, m) for m in modules(MAIN).values()}
-    unused = {p.resolve() for p in bicep_files()} - used - {MAIN.resolve()}
+    for entry in ENTRY_POINTS:
+        assert parse(entry)["globals"]["scope"]["value"] == "subscription", entry.name
+    used = {module_path(e, m) for e in ENTRY_POINTS for m in modules(e).values()}
+    unused = {p.resolve() for p in bicep_files()} - used - {e.resolve() for e in ENTRY_POINTS}
     assert not unused, f"modules nobody deploys: {sorted(map(str, unused))}"
 
 
@@ -262,7 +274,7 @@ def test_module_parameters_match_the_module(name: str) -> None:
     target = module_path(MAIN, module)
     assert target.exists(), f"module {name} points at missing {target}"
     declared = parameters(target)
-    passed = set((module["config"].get("params") or {}).keys())
+    passed = set((body(module).get("params") or {}).keys())
     unknown = passed - set(declared)
     assert not unknown, (
         f"{name} passes parameters {target.name} does not declare: {sorted(unknown)}"
@@ -307,7 +319,9 @@ def test_parameters_file_matches_declared_parameters() -> None:
                 f"{name} is required in main.bicep; give it no default in the file"
             )
         elif default_in_file is not None and not isinstance(declared[name]["default"], dict):
-            assert default_in_file == str(declared[name]["default"]), (
+            default = declared[name]["default"]
+            expected = json.dumps(default) if isinstance(default, bool | list) else str(default)
+            assert default_in_file == expected, (
                 f"{name}: default {default_in_file!r} in the parameters file, "
                 f"{declared[name]['default']!r} in main.bicep"
             )
@@ -321,18 +335,18 @@ def test_main_declares_the_parameters_the_issue_names() -> None:
         "aksClusterName",
         "aksResourceGroupName",
         "aksSubscriptionId",
+        "aksClusterIds",
+        "aksSubnetIds",
+        "aksPlatformRoleDefinitionId",
         "producerPrincipalIds",
-        "aksRoleMode",
         "timerSchedule",
-        "allowedClusters",
         "instanceMemoryMB",
         "maximumInstanceCount",
+        "privateNetwork",
     ):
         assert name in params, f"main.bicep lacks parameter {name}"
-    assert decorator(params["aksRoleMode"], "allowed") == ["custom", "builtin"]
-    assert params["aksRoleMode"]["default"] == "custom"
     assert params["timerSchedule"]["default"] == "0 */5 * * * *"
-    assert params["allowedClusters"]["default"] == ""
+    assert params["aksClusterIds"]["type"] == "array" and params["aksClusterIds"]["default"] == []
 
 
 def test_outputs_azd_and_producers_need() -> None:
@@ -379,8 +393,9 @@ def test_storage_account_is_locked_to_entra_and_tls12() -> None:
     assert props["supportsHttpsTrafficOnly"] is True
     assert props["allowBlobPublicAccess"] is False
     containers = resources(STORAGE, "Microsoft.Storage/storageAccounts/blobServices/containers")
-    _, container = only(containers, "deployment container")
-    assert body(container)["properties"]["publicAccess"] == "None"
+    assert set(containers) == {"deploymentContainer", "scheduleContainer"}
+    for container in containers.values():
+        assert body(container)["properties"]["publicAccess"] == "None"
 
 
 def test_storage_has_the_queues_and_table_the_app_uses() -> None:
@@ -420,7 +435,6 @@ def test_function_app_is_secure_python_311_and_deploys_with_the_identity() -> No
     assert config["kind"] == "functionapp,linux"
     props = config["properties"]
     assert props["httpsOnly"] is True
-    assert props["siteConfig"]["ftpsState"] == "Disabled"
     assert props["siteConfig"]["minTlsVersion"] == "1.2"
     app_config = props["functionAppConfig"]
     assert app_config["runtime"] == {"name": "python", "version": "3.11"}
@@ -566,8 +580,15 @@ def test_role_assignments_are_deterministic_service_principal_grants() -> None:
     for path, name, res in found:
         config = body(res)
         assert function_calls(config["name"], "guid"), f"{path.name}:{name} needs a guid(...) name"
-        assert config["properties"]["principalType"] == "ServicePrincipal", f"{path.name}:{name}"
-        assert "scope" in config, f"{path.name}:{name} must name its scope explicitly"
+        if path == PRODUCERS:
+            # Producers may be users or groups too (issue 14, item 8).
+            assert "principalType" not in config["properties"], f"{path.name}:{name}"
+        else:
+            assert config["properties"]["principalType"] == "ServicePrincipal", (
+                f"{path.name}:{name}"
+            )
+        if path != DEPLOYER:  # the pipeline's deployments role is subscription-wide by design
+            assert "scope" in config, f"{path.name}:{name} must name its scope explicitly"
     assert not resources(MAIN, ROLE_ASSIGNMENT), "no role assignment at subscription scope"
 
 
@@ -632,7 +653,7 @@ def test_producers_may_only_send_to_the_intents_queue() -> None:
     assert accessor_chain(outputs(STORAGE)["intentsQueueName"]["value"]) == ["intentsQueue", "name"]
 
 
-def test_cluster_role_is_assigned_on_the_existing_cluster_only() -> None:
+def test_cluster_role_is_assigned_on_each_listed_cluster_only() -> None:
     ((cluster_name, cluster),) = resources(
         CLUSTER_ACCESS, "Microsoft.ContainerService/managedClusters"
     ).items()
@@ -644,49 +665,32 @@ def test_cluster_role_is_assigned_on_the_existing_cluster_only() -> None:
     guid_args = function_calls(config["name"], "guid")[0]["parameters"]
     assert accessor_chain(guid_args["base_string"]) == [cluster_name, "id"]
     assert config["properties"]["principalId"] == "principalId"
-    # The module runs in the cluster's resource group (and subscription), not subscription-wide.
+    granted = function_calls(config["properties"]["roleDefinitionId"], "subscription_resource_id")
+    assert granted[0]["parameters"]["resource_name_1"] == "roleDefinitionGuid"
+    # One module per cluster, each in that cluster's resource group and subscription.
     _, module = main_module(CLUSTER_ACCESS)
-    scope = module["config"]["scope"]["function"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "clusterIds"
+    scope = body(module)["scope"]["function"]
     assert scope["type"] == "resource_group"
-    assert scope["parameters"] == {
-        "subscription_id": "clusterSubscriptionId",
-        "resource_group_name": "aksResourceGroupName",
-    }
-    params = module["config"]["params"]
-    assert params["clusterName"] == "aksClusterName"
-    assert params["roleMode"] == "aksRoleMode"
+    text = json.dumps(scope["parameters"])
+    assert '"operand_2": 2' in text and '"operand_2": 4' in text, text
+    params = body(module)["params"]
+    assert params["roleDefinitionGuid"] == "roleDefinitionGuid"
     assert accessor_chain(params["principalId"]) == ["identity", "outputs", "principalId"]
+    # The default cluster is always in the list.
+    assert "defaultClusterId" in json.dumps(variables(MAIN)["clusterIds"])
 
 
-def test_custom_role_is_least_privilege_and_builtin_is_the_aks_contributor_role() -> None:
-    (definition,) = resources(CLUSTER_ACCESS, ROLE_DEFINITION).values()
-    condition = definition["config"]["condition"]["operator"]
-    assert condition["type"] == "equals" and condition["operands"] == {
-        "operand_1": "roleMode",
-        "operand_2": "custom",
-    }
+def test_custom_role_is_least_privilege() -> None:
+    (definition,) = resources(SCALER_ROLE, ROLE_DEFINITION).values()
     props = body(definition)["properties"]
-    vars_ = variables(CLUSTER_ACCESS)
+    vars_ = variables(SCALER_ROLE)
     (permission,) = props["permissions"]
     actions = set(resolve(permission["actions"], vars_))
     assert actions == SCALER_ACTIONS
     assert not any("*" in action for action in actions)
     assert permission.get("notActions", []) == [] and permission.get("dataActions", []) == []
-    assert function_calls(props["assignableScopes"], "resource_group"), (
-        "assignable in the cluster's group only"
-    )
     assert props["type"] == "CustomRole"
-    # The assignment grants the custom role or, in builtin mode, the AKS Contributor role.
-    ((_, assignment),) = resources(CLUSTER_ACCESS, ROLE_ASSIGNMENT).items()
-    granted = body(assignment)["properties"]["roleDefinitionId"]
-    chosen = function_calls(granted, "subscription_resource_id")[0]["parameters"]["resource_name_1"]
-    choice = vars_[chosen]["value"]["operator"]
-    assert choice["type"] == "conditional"
-    assert choice["operands"]["condition"]["operator"] == condition
-    assert (
-        resolve(choice["operands"]["false_value"], vars_) == "ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8"
-    )
-    assert choice["operands"]["true_value"] == body(definition)["name"]
 
 
 # --------------------------------------------------------------------------------------------
