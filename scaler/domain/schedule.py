@@ -85,6 +85,7 @@ class PoolSchedule:
     name: str
     windows: tuple[Window, ...] = ()
     outside: ScheduledState | None = None  # None: no opinion outside the windows
+    enforce: bool = True  # resolved at load: the pool's own, else its cluster's, else the file's
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class ClusterSchedule:
     timezone: str
     pools: tuple[PoolSchedule, ...] = ()
     exceptions: tuple[ExceptionRule, ...] = ()
+    enforce: bool = True  # resolved at load: the cluster's own, else the file's, else true
 
     @property
     def zone(self) -> tzinfo:
@@ -153,6 +155,16 @@ class ClusterSchedule:
             names.update(dict.fromkeys(sorted(rule.pools or ())))
         return tuple(names)
 
+    def pool(self, name: str) -> PoolSchedule | None:
+        """The pool's windows and `outside`, or None if only exceptions name it (or nothing)."""
+        return next((p for p in self.pools if p.name == name), None)
+
+    def enforces(self, pool: str) -> bool:
+        """Whether the schedule converges `pool` on every run (true) or only acts at its
+        transitions (false). A pool named only in exceptions follows the cluster."""
+        schedule = self.pool(pool)
+        return self.enforce if schedule is None else schedule.enforce
+
     def decide(self, instant: datetime, pool: str) -> Decision:
         require_aware(instant)
         if pool not in self.pool_names:
@@ -163,7 +175,7 @@ class ClusterSchedule:
                 why = rule.reason(instant, local.date())
                 if why is not None:
                     return Decision(rule.state, why)
-        schedule = next((p for p in self.pools if p.name == pool), None)
+        schedule = self.pool(pool)
         if schedule is None:
             return Decision(None, NO_OPINION_REASON)
         week_minute = local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute

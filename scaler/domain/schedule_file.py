@@ -7,18 +7,21 @@ nothing of a broken schedule is ever applied. Pure: the caller reads the file.
 The format (TOML, so the file can carry comments)::
 
     timezone = "Europe/Amsterdam"          # default zone for every cluster
+    # enforce = true                       # default for every cluster (see below)
 
     [[clusters]]
     resource_group = "rg-demo"
     cluster = "aks-demo"
     # subscription_id = "…"                # optional; default AZURE_SUBSCRIPTION_ID
     # timezone = "America/New_York"        # optional per-cluster override
+    # enforce = false                      # optional per-cluster override
 
     [clusters.pools.batch]
     outside = { power = "Stopped" }        # state outside every window (optional: no opinion)
     windows = [
       { days = "Mon-Fri", start = "07:00", end = "19:00", state = 6 },
     ]
+    enforce = false                        # optional per-pool override
 
     [clusters.pools.web]
     outside = { min = 1, max = 5 }
@@ -39,6 +42,12 @@ The format (TOML, so the file can carry comments)::
 Fields:
 
 - `timezone`: an IANA name, at the top (default for every cluster) and/or per cluster.
+- `enforce`: true or false, at the top (default for every cluster), per cluster (default for
+  its pools) and/or per pool; the most specific one wins, and without any it is true. True: the
+  schedule converges the pool to its state on every run, undoing manual changes. False: it acts
+  only at the schedule's transitions (the instants the state it asks for changes, e.g. a window
+  starting or ending), so a manual change made between transitions stands until the next one.
+  A pool named only in exceptions follows its cluster's value.
 - `days`: "Mon-Fri", "Sat,Sun", "Mon,Wed-Fri", "daily" or "*"; three-letter names, any case; a
   range may wrap ("Fri-Mon").
 - `start`, `end`: "HH:MM", 24-hour, local wall-clock time in the cluster's zone; `end` may be
@@ -100,11 +109,11 @@ from scaler.domain.schedule import (
     require_aware,
 )
 
-ROOT_FIELDS: Final = frozenset({"timezone", "clusters"})
+ROOT_FIELDS: Final = frozenset({"timezone", "enforce", "clusters"})
 CLUSTER_FIELDS: Final = frozenset(
-    {"resource_group", "cluster", "subscription_id", "timezone", "pools", "exceptions"}
+    {"resource_group", "cluster", "subscription_id", "timezone", "enforce", "pools", "exceptions"}
 )
-POOL_FIELDS: Final = frozenset({"windows", "outside"})
+POOL_FIELDS: Final = frozenset({"windows", "outside", "enforce"})
 WINDOW_FIELDS: Final = frozenset({"days", "start", "end", "state"})
 EXCEPTION_FIELDS: Final = frozenset({"dates", "from", "to", "until", "pools", "state"})
 
@@ -137,6 +146,7 @@ def load_schedule(text: str, source: str, max_count: int, now: datetime | None =
 def _schedule(document: Mapping[str, object], max_count: int) -> Schedule:
     _known_fields(document, "", ROOT_FIELDS)
     default_zone = _zone(document["timezone"], "timezone") if "timezone" in document else None
+    default_enforce = _enforce(document, "", default=True)
     entries = document.get("clusters")
     if entries is None:
         raise InvalidInput("clusters", "is required: add at least one [[clusters]] table")
@@ -150,7 +160,7 @@ def _schedule(document: Mapping[str, object], max_count: int) -> Schedule:
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         where = f"clusters[{index}]"
-        cluster = _cluster(entry, where, default_zone, max_count)
+        cluster = _cluster(entry, where, default_zone, default_enforce, max_count)
         key = cluster.target.key.lower()
         if key in seen:
             raise InvalidInput(
@@ -162,10 +172,11 @@ def _schedule(document: Mapping[str, object], max_count: int) -> Schedule:
 
 
 def _cluster(
-    entry: object, where: str, default_zone: str | None, max_count: int
+    entry: object, where: str, default_zone: str | None, default_enforce: bool, max_count: int
 ) -> ClusterSchedule:
     table = _table(entry, where)
     _known_fields(table, where, CLUSTER_FIELDS)
+    enforce = _enforce(table, where, default=default_enforce)
     target = ScheduleTarget(
         resource_group=_name(table, "resource_group", where, RESOURCE_GROUP_NAME),
         cluster=_name(table, "cluster", where, CLUSTER_NAME),
@@ -188,6 +199,7 @@ def _cluster(
             parse_pool_name(name, f"{where}.pools.{name}"),
             value,
             f"{where}.pools.{name}",
+            enforce,
             max_count,
         )
         for name, value in pools_table.items()
@@ -202,7 +214,7 @@ def _cluster(
         _exception(rule, f"{where}.exceptions[{index}]", zone, max_count)
         for index, rule in enumerate(exceptions_list)
     )
-    cluster = ClusterSchedule(target, zone, pools, exceptions)
+    cluster = ClusterSchedule(target, zone, pools, exceptions, enforce)
     if not cluster.pool_names:
         raise InvalidInput(
             where,
@@ -211,10 +223,13 @@ def _cluster(
     return cluster
 
 
-def _pool(name: str, value: object, where: str, max_count: int) -> PoolSchedule:
+def _pool(
+    name: str, value: object, where: str, default_enforce: bool, max_count: int
+) -> PoolSchedule:
     table = _table(value, where)
     _known_fields(table, where, POOL_FIELDS)
-    if not table:
+    enforce = _enforce(table, where, default=default_enforce)
+    if "windows" not in table and "outside" not in table:
         raise InvalidInput(where, "needs windows, outside, or both")
     outside = (
         _state(table["outside"], f"{where}.outside", max_count) if "outside" in table else None
@@ -240,7 +255,7 @@ def _pool(name: str, value: object, where: str, max_count: int) -> PoolSchedule:
             )
         covered |= window.mask
         windows.append(window)
-    return PoolSchedule(name, tuple(windows), outside)
+    return PoolSchedule(name, tuple(windows), outside, enforce)
 
 
 def _window(value: object, where: str, max_count: int) -> Window:
@@ -325,6 +340,17 @@ def _pool_selection(value: object, where: str) -> frozenset[str] | None:
     if not value:
         raise InvalidInput(where, 'is empty (use "*" for every pool of this cluster)')
     return frozenset(parse_pool_name(name, f"{where}[{i}]") for i, name in enumerate(value))
+
+
+def _enforce(table: Mapping[str, object], where: str, *, default: bool) -> bool:
+    """The table's `enforce`, else the value it inherits."""
+    if "enforce" not in table:
+        return default
+    value = table["enforce"]
+    if not isinstance(value, bool):
+        path = f"{where}.enforce" if where else "enforce"
+        raise InvalidInput(path, f"must be true or false, got {_kind(value)}")
+    return value
 
 
 def _state(value: object, where: str, max_count: int) -> ScheduledState:

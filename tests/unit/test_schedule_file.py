@@ -182,7 +182,7 @@ BAD_DOCUMENTS = [
     ),
     ('timezone = "UTC\n', "s.toml: not valid TOML: Illegal character '\\n' (at line 1, column 16)"),
     # the document
-    ('timezne = "UTC"\n', "s.toml: timezne: unknown field (allowed: clusters, timezone)"),
+    ('timezne = "UTC"\n', "s.toml: timezne: unknown field (allowed: clusters, enforce, timezone)"),
     ('timezone = "UTC"\n', "s.toml: clusters: is required: add at least one [[clusters]] table"),
     (
         'timezone = "UTC"\nclusters = []\n',
@@ -238,7 +238,7 @@ BAD_DOCUMENTS = [
     ),
     (
         HEAD + 'name = "x"\n',
-        "s.toml: clusters[0].name: unknown field (allowed: cluster, exceptions, pools, resource_group, subscription_id, timezone)",
+        "s.toml: clusters[0].name: unknown field (allowed: cluster, enforce, exceptions, pools, resource_group, subscription_id, timezone)",
     ),
     (
         HEAD,
@@ -262,7 +262,7 @@ BAD_DOCUMENTS = [
     (pool(""), "s.toml: clusters[0].pools.batch: needs windows, outside, or both"),
     (
         pool("window = []\n"),
-        "s.toml: clusters[0].pools.batch.window: unknown field (allowed: outside, windows)",
+        "s.toml: clusters[0].pools.batch.window: unknown field (allowed: enforce, outside, windows)",
     ),
     (
         pool("windows = 3\n"),
@@ -574,6 +574,101 @@ def test_a_local_until_in_the_repeated_hour_means_its_first_occurrence() -> None
     assert load(text).clusters[0].exceptions[0].until == utc(2026, 10, 25, 0, 30)
 
 
+# --- enforce -------------------------------------------------------------------------------------
+
+ENFORCE = (
+    HEAD
+    + "{cluster}"
+    + "[clusters.pools.batch]\noutside = 1\n{batch}"
+    + "[clusters.pools.web]\noutside = 2\n"
+    + '[[clusters.exceptions]]\ndates = ["2026-12-24"]\npools = ["gpu"]\nstate = 0\n'
+)
+
+
+def enforced(top: str = "", cluster: str = "", batch: str = "") -> dict[str, bool]:
+    text = top + ENFORCE.format(cluster=cluster, batch=batch)
+    (loaded,) = load(text).clusters
+    return {name: loaded.enforces(name) for name in ("batch", "web", "gpu", "system")}
+
+
+@pytest.mark.parametrize(
+    ("top", "cluster", "batch", "expected"),
+    [
+        ("", "", "", (True, True, True, True)),  # the default: converge every run
+        ("enforce = false\n", "", "", (False, False, False, False)),
+        ("enforce = false\n", "enforce = true\n", "", (True, True, True, True)),
+        ("", "enforce = false\n", "", (False, False, False, False)),
+        ("", "", "enforce = false\n", (False, True, True, True)),
+        ("enforce = false\n", "", "enforce = true\n", (True, False, False, False)),
+        ("", "enforce = false\n", "enforce = true\n", (True, False, False, False)),
+        (
+            "enforce = true\n",
+            "enforce = false\n",
+            "enforce = false\n",
+            (False, False, False, False),
+        ),
+    ],
+)
+def test_enforce_the_most_specific_setting_wins(
+    top: str, cluster: str, batch: str, expected: tuple[bool, ...]
+) -> None:
+    # gpu is named only in an exception and system not at all: both follow the cluster
+    assert enforced(top, cluster, batch) == dict(
+        zip(("batch", "web", "gpu", "system"), expected, strict=True)
+    )
+
+
+def test_enforce_is_resolved_into_the_model() -> None:
+    (loaded,) = load(ENFORCE.format(cluster="enforce = false\n", batch="enforce = true\n")).clusters
+    batch, web = loaded.pools
+    assert loaded.enforce is False
+    assert (batch.name, batch.enforce) == ("batch", True)
+    assert (web.name, web.enforce) == ("web", False)
+    (shipped,) = load(EXAMPLE).clusters
+    assert shipped.enforce and all(p.enforce for p in shipped.pools)
+
+
+@pytest.mark.parametrize(
+    ("top", "cluster", "batch", "message"),
+    [
+        (
+            'enforce = "false"\n',
+            "",
+            "",
+            "s.toml: enforce: must be true or false, got the string 'false'",
+        ),
+        (
+            "",
+            "enforce = 1\n",
+            "",
+            "s.toml: clusters[0].enforce: must be true or false, got the number 1",
+        ),
+        (
+            "",
+            "",
+            'enforce = "no"\n',
+            "s.toml: clusters[0].pools.batch.enforce: must be true or false, got the string 'no'",
+        ),
+        (
+            "",
+            "",
+            "enforce = [true]\n",
+            "s.toml: clusters[0].pools.batch.enforce: must be true or false, got an array",
+        ),
+    ],
+)
+def test_enforce_must_be_a_boolean(top: str, cluster: str, batch: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        load(top + ENFORCE.format(cluster=cluster, batch=batch))
+    assert str(caught.value) == message
+
+
+def test_a_pool_with_only_enforce_has_no_rule() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        load(pool("enforce = false\n"))
+    assert str(caught.value) == "s.toml: clusters[0].pools.batch: needs windows, outside, or both"
+
+
 # --- nothing but InvalidInput, whatever the document -------------------------------------------------
 
 FIELD_NAMES = sorted(
@@ -583,6 +678,7 @@ FIELD_NAMES = sorted(
         "resource_group",
         "cluster",
         "subscription_id",
+        "enforce",
         "pools",
         "exceptions",
         "windows",
@@ -727,8 +823,14 @@ cluster = shaped(
         "cluster": st.sampled_from(["aks", "aks-demo", "AKS"]),
         "pools": st.dictionaries(
             pool_names,
-            shaped({"windows": st.lists(window, max_size=2)}, {"outside": pool_form})
-            | shaped({"outside": pool_form}, {"windows": st.lists(window, max_size=2)}),
+            shaped(
+                {"windows": st.lists(window, max_size=2)},
+                {"outside": pool_form, "enforce": st.booleans()},
+            )
+            | shaped(
+                {"outside": pool_form},
+                {"windows": st.lists(window, max_size=2), "enforce": st.booleans()},
+            ),
             min_size=1,
             max_size=3,
         ),
@@ -737,13 +839,15 @@ cluster = shaped(
         "subscription_id": st.just("11111111-2222-3333-4444-555555555555"),
         "timezone": st.sampled_from(["Asia/Tokyo", "America/New_York", "Australia/Lord_Howe"]),
         "exceptions": st.lists(rule, max_size=2),
+        "enforce": st.booleans(),
     },
 )
 document = shaped(
     {
         "timezone": st.sampled_from(["Europe/Amsterdam", "UTC", "America/New_York"]),
         "clusters": st.lists(cluster, min_size=1, max_size=2),
-    }
+    },
+    {"enforce": st.booleans()},
 )
 
 
@@ -800,6 +904,7 @@ def check_loads_or_refuses(text: str) -> None:
         for loaded in schedule.clusters:
             for name in loaded.pool_names:
                 assert schedule.explain_at(instant, loaded.target, name)
+                assert isinstance(loaded.enforces(name), bool)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
