@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from scaler.settings import (
 )
 
 SUB = "00000000-0000-0000-0000-000000000000"
+UNSCHEDULED = Path(__file__).parent / "data" / "unscheduled.toml"
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +127,8 @@ def app(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
         monkeypatch.setenv(name, value)
     # Reconcile at once: tests deliver the reconcile messages themselves (App.settle).
     monkeypatch.setenv("SCALER_COALESCE_SECONDS", "0")
+    # A schedule that names none of the emulator's pools: tests of the schedule set their own.
+    monkeypatch.setenv("SCALER_SCHEDULE_FILE", str(UNSCHEDULED))
     stack.emulator.control.reset()
     for name in (INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, RECONCILE_QUEUE):
         with QueueClient.from_connection_string(stack.azurite.connection_string, name) as queue:
