@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from scaler.cli import describe_pool
+from scaler.cli.intents import describe_pool
 
 _STYLE = {
     "applied": "green",

@@ -1,4 +1,4 @@
-"""`python -m scaler schedule check|preview`, called through `scaler.cli.main`."""
+"""`aks-scaler schedule check|preview` (scaler/cli/schedule.py), called through `scaler.cli.main`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "120")
-    monkeypatch.setattr("scaler.schedule_cli.utc_now", lambda: NOW)
+    monkeypatch.setattr("scaler.cli.schedule.utc_now", lambda: NOW)
     monkeypatch.chdir(REPO_ROOT)
 
 
@@ -52,7 +52,7 @@ def test_check_accepts_the_shipped_schedule(capsys: pytest.CaptureFixture[str]) 
 def test_check_warns_about_rules_that_have_lapsed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("scaler.schedule_cli.utc_now", lambda: datetime(2027, 2, 1, tzinfo=UTC))
+    monkeypatch.setattr("scaler.cli.schedule.utc_now", lambda: datetime(2027, 2, 1, tzinfo=UTC))
     assert main(["schedule", "check", "schedule.toml"]) == 0
     assert capsys.readouterr().err.splitlines() == [
         "warning: schedule.toml: clusters[0].exceptions[0]: its last date (2026-12-31) has "
@@ -60,6 +60,61 @@ def test_check_warns_about_rules_that_have_lapsed(
         "warning: schedule.toml: clusters[0].exceptions[1]: until 2027-01-15 has passed; the "
         "rule no longer applies",
     ]
+
+
+def test_check_json_is_the_summary_as_a_document(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("scaler.cli.schedule.utc_now", lambda: datetime(2027, 2, 1, tzinfo=UTC))
+    assert main(["schedule", "check", "--json", "schedule.toml"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {
+        "file": "schedule.toml",
+        "valid": True,
+        "clusters": [
+            {
+                "cluster": "rg-demo/aks-demo",
+                "timezone": "Europe/Amsterdam",
+                "pools": ["batch", "web", "gpu"],
+                "exceptions": 2,
+            }
+        ],
+        "warnings": [
+            "schedule.toml: clusters[0].exceptions[0]: its last date (2026-12-31) has passed; "
+            "it no longer applies",
+            "schedule.toml: clusters[0].exceptions[1]: until 2027-01-15 has passed; the rule no "
+            "longer applies",
+        ],
+    }
+    assert len(captured.err.splitlines()) == 2  # and the warnings for people, on stderr
+
+
+def test_check_json_of_a_broken_schedule_prints_nothing_on_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, 'timezone = "UTC"\n')
+    assert main(["schedule", "check", "--json", path]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: {path}: clusters: is required: add at least one [[clusters]] table\n"
+    )
+
+
+def test_check_does_not_wrap_when_stdout_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("COLUMNS")
+    pools = "".join(f"[clusters.pools.pool{n:02d}]\noutside = 1\n" for n in range(20))
+    path = write(
+        tmp_path,
+        f'timezone = "UTC"\n[[clusters]]\nresource_group = "rg"\ncluster = "aks"\n{pools}',
+    )
+    assert main(["schedule", "check", path]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: valid\n"
+        f"  rg/aks (UTC): pools {', '.join(f'pool{n:02d}' for n in range(20))}; 0 exceptions\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
-"""`python -m scaler schedule …`: check a schedule file and look at what it would do.
+"""`aks-scaler schedule …`: check a schedule file and look at what it would do.
 
-    schedule check FILE                      validate; exit 1 with the error naming the field
+    schedule check FILE [--json]             validate; exit 1 with the error naming the field
     schedule preview FILE --at T --json      the desired state at instant T, as JSON
     schedule preview FILE [--at T] [--days N] a timeline per pool, in each cluster's zone
 
@@ -11,19 +11,16 @@ environment, as the app does. Nothing here talks to Azure.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from scaler.cli_errors import EXIT_INVALID, CliError
+from scaler.cli.io import load_settings, read_input, rejected, source_name
 from scaler.clock import utc_now
-from scaler.domain.errors import InvalidInput
 from scaler.domain.pools import Autoscale, ManualCount, Power
 from scaler.domain.schedule import (
     ClusterSchedule,
@@ -32,7 +29,6 @@ from scaler.domain.schedule import (
     ScheduledState,
 )
 from scaler.domain.schedule_file import load_schedule
-from scaler.settings import Settings, SettingsError
 
 SLOT_MINUTES = 30  # one character of the timeline
 SLOTS_PER_DAY = 24 * 60 // SLOT_MINUTES
@@ -60,6 +56,12 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
         "valid. Counts are checked against SCALER_MAX_COUNT.",
     )
     check.add_argument("file", help="schedule TOML file, or - for standard input")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"file", "valid", "clusters": [{"cluster", "timezone", "pools", '
+        '"exceptions"}], "warnings"} as JSON',
+    )
     check.set_defaults(run=_check)
 
     preview = actions.add_parser(
@@ -92,7 +94,10 @@ def _check(args: argparse.Namespace, out: Console) -> int:
     err = Console(stderr=True, highlight=False)
     for warning in schedule.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    out.print(f"{_source(args.file)}: valid", soft_wrap=True, markup=False)
+    if args.json:
+        out.print_json(data=_check_document(source_name(args.file), schedule))
+        return 0
+    out.print(f"{source_name(args.file)}: valid", soft_wrap=True, markup=False)
     for cluster in schedule.clusters:
         out.print(
             f"  {cluster.target.key} ({cluster.timezone}): pools {', '.join(cluster.pool_names)}; "
@@ -101,6 +106,23 @@ def _check(args: argparse.Namespace, out: Console) -> int:
             markup=False,
         )
     return 0
+
+
+def _check_document(source: str, schedule: Schedule) -> dict[str, object]:
+    return {
+        "file": source,
+        "valid": True,
+        "clusters": [
+            {
+                "cluster": cluster.target.key,
+                "timezone": cluster.timezone,
+                "pools": list(cluster.pool_names),
+                "exceptions": len(cluster.exceptions),
+            }
+            for cluster in schedule.clusters
+        ],
+        "warnings": list(schedule.warnings),
+    }
 
 
 def _preview(args: argparse.Namespace, out: Console) -> int:
@@ -255,29 +277,11 @@ def _wrapped(items: list[Text], width: int, separator: str, prefix: str = "") ->
 
 
 def _read_schedule(path: str) -> Schedule:
-    try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as error:
-        raise CliError(f"cannot read {path}: {error.strerror}", EXIT_INVALID) from None
-    source = _source(path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise CliError(
-            f"{source}: not UTF-8 text (bad byte at {error.start})", EXIT_INVALID
-        ) from None
-    try:
-        max_count = Settings.from_env().max_count
-    except SettingsError as error:
-        raise CliError(str(error), EXIT_INVALID) from None
-    try:
-        return load_schedule(text, source, max_count, now=utc_now())
-    except InvalidInput as error:
-        raise CliError(str(error), EXIT_INVALID) from None
-
-
-def _source(path: str) -> str:
-    return "<stdin>" if path == "-" else path
+    source = read_input(path)
+    text = source.text()
+    max_count = load_settings().max_count
+    with rejected():  # the schedule's messages start with the file's name
+        return load_schedule(text, source.name, max_count, now=utc_now())
 
 
 def _instant(text: str) -> datetime:
