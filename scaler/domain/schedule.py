@@ -4,9 +4,9 @@
 describes the format and what each rule means); this module holds the result and answers
 questions about it. Everything here is pure: `ClusterSchedule.decide(instant, pool)` gives the
 state the schedule asks for at an instant and the rule that says so, `Schedule.desired_at`
-the pool requests for every cluster. Time zones come from `zoneinfo` (with the `tzdata`
-package, since the Functions Linux image has no system zone files and `WEBSITE_TIME_ZONE` does
-not exist on Linux plans).
+the pool requests for every cluster, and `next_transition` the next instant that answer
+changes. Time zones come from `zoneinfo` (with the `tzdata` package, since the Functions Linux
+image has no system zone files and `WEBSITE_TIME_ZONE` does not exist on Linux plans).
 
 Precedence for a pool at an instant (an active hold from a queue intent outranks all of these,
 and is applied by the caller):
@@ -18,13 +18,16 @@ and is applied by the caller):
 
 Windows are evaluated on the local wall clock: on the spring-forward day a 02:00–04:00 window
 runs from 03:00 to 04:00 (02:xx does not exist), and on the autumn day it covers the repeated
-hour both times.
+hour both times. So a boundary whose local time falls in a gap happens when the clock jumps
+(at the first minute that exists after it), and one in a repeated hour can happen twice.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
@@ -41,6 +44,15 @@ DAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MINUTES_PER_DAY: Final = 24 * 60
 MINUTES_PER_WEEK: Final = 7 * MINUTES_PER_DAY
 _WHOLE_WEEK: Final = (1 << MINUTES_PER_WEEK) - 1
+
+TRANSITION_HORIZON: Final = timedelta(days=14)
+"""How far ahead `next_transition` looks by default."""
+
+# Offset changes (DST) are found by comparing UTC offsets this far apart, then bisecting. No
+# zone changes its offset twice within a few hours, so none is missed.
+_OFFSET_PROBE_SECONDS: Final = 6 * 3600
+# Where the search stops at the latest: any zone can still show this instant as a local time.
+_LATEST: Final = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,52 @@ class ClusterSchedule:
             return Decision(schedule.outside, "outside windows")
         return Decision(None, NO_OPINION_REASON)
 
+    def next_transition(
+        self, pool: str, after: datetime, horizon: timedelta = TRANSITION_HORIZON
+    ) -> datetime | None:
+        """The first instant strictly after `after` (timezone-aware) at which the state the
+        schedule asks for `pool` differs from the state at `after`, in UTC; None if it does not
+        change within `horizon` of elapsed time (up to and including that instant) or the pool
+        is not in the schedule. Only the state counts: a window that ends into an `outside` of
+        the same state is no transition. A boundary whose wall-clock time the clock skips
+        (spring forward) happens when it jumps, as `decide` sees it."""
+        require_aware(after)
+        if pool not in self.pool_names:
+            return None
+        start = after.astimezone(UTC)
+        end = start + horizon if horizon < _LATEST - start else _LATEST
+        current = self.decide(start, pool).state
+        for instant in sorted(self._change_points(pool, start, end)):
+            if self.decide(instant, pool).state != current:
+                return instant
+        return None
+
+    def _change_points(self, pool: str, start: datetime, end: datetime) -> set[datetime]:
+        """Every instant in (start, end] at which `decide(·, pool)` can change (UTC): when
+        the wall clock reaches a window's start or end or midnight (a new day: date exceptions,
+        another weekday), when an `until` passes, and when the clock jumps (DST), which is also
+        when a boundary inside a skipped stretch of wall time happens."""
+        zone = self.zone
+        points = {
+            rule.until
+            for rule in self.exceptions
+            if rule.until is not None and rule.covers_pool(pool) and start < rule.until <= end
+        }
+        points.update(t for t in _offset_changes(zone, start, end) if start < t <= end)
+        minutes = {0}
+        schedule = self.pool(pool)
+        for window in schedule.windows if schedule else ():
+            minutes.update((window.start, window.end % MINUTES_PER_DAY))
+        # An instant's local date may be a day off its neighbours' (a fall-back at midnight).
+        first = start.astimezone(zone).date()
+        days = (end.astimezone(zone).date() - first).days
+        for offset in range(-1, days + 2):
+            for minute in minutes:
+                for instant in _wall_instants(first, offset, minute, zone):
+                    if start < instant <= end:
+                        points.add(instant)
+        return points
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -222,6 +280,19 @@ class Schedule:
         """Which rule decides the pool's state at `instant`: "window Mon-Fri 07:00-19:00",
         "outside windows", "exception 2026-12-24", "until 2027-01-15", "no rule applies"."""
         return self.decide(instant, target, pool).reason
+
+    def next_transition(
+        self,
+        target: ScheduleTarget | str,
+        pool: str,
+        after: datetime,
+        horizon: timedelta = TRANSITION_HORIZON,
+    ) -> datetime | None:
+        """`ClusterSchedule.next_transition` for the cluster `target`; None if the schedule
+        does not name the cluster."""
+        require_aware(after)
+        cluster = self.cluster(target)
+        return None if cluster is None else cluster.next_transition(pool, after, horizon)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -265,3 +336,38 @@ def _window_mask(days: frozenset[int], start: int, end: int) -> int:
         mask |= one_day << first
     # What ran past Sunday 24:00 continues on Monday morning.
     return (mask & _WHOLE_WEEK) | (mask >> MINUTES_PER_WEEK)
+
+
+def _wall_instants(first: date, offset: int, minute: int, zone: tzinfo) -> Iterator[datetime]:
+    """The UTC instants at which the wall clock in `zone` shows `minute` on the day `offset`
+    days after `first`: none in a gap, two in a repeated hour, otherwise one."""
+    try:
+        wall = datetime.combine(first + timedelta(days=offset), time(minute // 60, minute % 60))
+        for fold in (0, 1):
+            instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+            if instant.astimezone(zone).replace(tzinfo=None) == wall:  # naive ==: fold ignored
+                yield instant
+    except OverflowError:  # the ends of the calendar
+        return
+
+
+def _offset_changes(zone: tzinfo, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The instants in [start, end] (to the second) at which `zone`'s UTC offset changes."""
+
+    def offset(seconds: int) -> timedelta | None:
+        return datetime.fromtimestamp(seconds, zone).utcoffset()
+
+    try:
+        low, stop = math.floor(start.timestamp()), math.ceil(end.timestamp())
+        while low < stop:
+            high = min(low + _OFFSET_PROBE_SECONDS, stop)
+            before = offset(low)
+            if offset(high) != before:
+                first, last = low, high  # offset(first) == before != offset(last)
+                while last - first > 1:
+                    middle = (first + last) // 2
+                    first, last = (middle, last) if offset(middle) == before else (first, middle)
+                yield datetime.fromtimestamp(last, UTC)
+            low = high
+    except (OverflowError, OSError, ValueError):  # the ends of the calendar
+        return

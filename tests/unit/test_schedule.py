@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import functools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scaler.domain.clusters import ClusterRef
-from scaler.domain.pools import ManualCount
+from scaler.domain.pools import ManualCount, Power
 from scaler.domain.schedule import (
     KEEP,
+    MINUTES_PER_DAY,
+    ClusterSchedule,
+    ExceptionRule,
+    PoolSchedule,
     Schedule,
+    ScheduledState,
+    ScheduleTarget,
+    Window,
 )
 from tests.unit.schedule_helpers import (
+    AMSTERDAM,
     DEMO,
     EXAMPLE,
     EXCEPTIONS,
     HEAD,
     desired,
+    exception,
     load,
     local,
     pool,
@@ -360,3 +372,236 @@ def test_real_time_inside_a_window_follows_the_wall_clock(
     zone: str, start: str, end: str, day: datetime, minutes: int
 ) -> None:
     assert minutes_inside(dst_schedule(zone, start, end), day, 24) == minutes
+
+
+# --- the next transition ---------------------------------------------------------------------------
+
+
+def next_local(schedule: Schedule, after: datetime, pool_name: str = "batch") -> datetime | None:
+    """The next transition, shown in Amsterdam time (it is returned in UTC)."""
+    found = schedule.clusters[0].next_transition(pool_name, after)
+    assert found is None or found.tzinfo is UTC
+    return None if found is None else found.astimezone(AMSTERDAM)
+
+
+@pytest.mark.parametrize(
+    ("pool_name", "after", "expected"),
+    [
+        ("batch", local(2026, 11, 23, 6, 0), local(2026, 11, 23, 7, 0)),  # Monday
+        ("batch", local(2026, 11, 23, 6, 59, 59, 999999), local(2026, 11, 23, 7, 0)),
+        ("batch", local(2026, 11, 23, 7, 0), local(2026, 11, 23, 19, 0)),  # strictly after
+        ("web", local(2026, 11, 23, 8, 30), local(2026, 11, 23, 18, 0)),
+        ("batch", local(2026, 11, 27, 19, 0), local(2026, 11, 30, 7, 0)),  # over the weekend
+        # the holiday: "keep" from local midnight to local midnight
+        ("batch", local(2026, 12, 23, 20, 0), local(2026, 12, 24, 0, 0)),
+        ("batch", local(2026, 12, 24, 10, 0), local(2026, 12, 25, 0, 0)),
+        ("web", local(2026, 12, 24, 10, 0), local(2026, 12, 25, 0, 0)),
+        # the gpu rule lapses at its until: 0 nodes, then no opinion
+        ("gpu", local(2027, 1, 10, 12, 0), local(2027, 1, 15, 0, 0)),
+        ("gpu", local(2027, 1, 15, 0, 0), None),
+        ("gpu", local(2026, 12, 23, 12, 0), local(2026, 12, 24, 0, 0)),  # 0 -> keep
+        ("gpu", local(2026, 12, 24, 12, 0), local(2026, 12, 25, 0, 0)),  # keep -> 0
+        ("system", local(2026, 11, 23, 6, 0), None),  # not in the schedule
+    ],
+)
+def test_next_transition_of_the_shipped_schedule(
+    pool_name: str, after: datetime, expected: datetime | None
+) -> None:
+    assert next_local(load(EXAMPLE), after, pool_name) == expected
+
+
+def test_next_transition_through_the_schedule() -> None:
+    schedule = load(EXAMPLE)
+    after = local(2026, 11, 23, 6, 0)
+    assert schedule.next_transition(DEMO, "batch", after) == utc(2026, 11, 23, 6, 0)
+    assert schedule.next_transition("RG-DEMO/aks-demo", "batch", after) == utc(2026, 11, 23, 6, 0)
+    assert schedule.next_transition("rg/other", "batch", after) is None
+    with pytest.raises(ValueError, match="instant must be timezone-aware"):
+        schedule.next_transition(DEMO, "batch", datetime(2026, 11, 23, 6, 0))
+
+
+def test_only_a_change_of_state_is_a_transition() -> None:
+    # the window and outside ask the same: the reason changes at 07:00 and 19:00, the state never
+    schedule = load(windows(win(state="1"), outside="1"))
+    assert next_local(schedule, local(2026, 11, 23, 6, 0)) is None
+    # an exception asking what the window asks is no transition either
+    schedule = load(
+        windows(win(state="6"), outside="1")
+        + '[[clusters.exceptions]]\ndates = ["2026-11-23"]\npools = "*"\nstate = 6\n'
+    )
+    assert next_local(schedule, local(2026, 11, 23, 8, 0)) == local(2026, 11, 24, 0, 0)
+
+
+def test_next_transition_looks_as_far_as_the_horizon() -> None:
+    cluster = load(windows(win(days='"Sat"'), outside="1")).clusters[0]
+    sunday = local(2026, 11, 29, 12, 0)
+    assert cluster.next_transition("batch", sunday) == local(2026, 12, 5, 7, 0)
+    assert cluster.next_transition("batch", sunday, timedelta(days=5)) is None
+    edge = local(2026, 12, 5, 7, 0) - sunday
+    assert cluster.next_transition("batch", sunday, edge) == local(2026, 12, 5, 7, 0)
+    assert cluster.next_transition("batch", sunday, edge - timedelta(seconds=1)) is None
+    always = load(pool("outside = 1\n")).clusters[0]
+    assert always.next_transition("batch", sunday) is None
+
+
+def daily(zone: str, start: str, end: str) -> ClusterSchedule:
+    return dst_schedule(zone, start, end).clusters[0]
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end", "after", "expected"),
+    [
+        # Amsterdam, 2026-03-29: 02:00 CET jumps to 03:00 CEST at 01:00 UTC
+        ("Europe/Amsterdam", "02:30", "04:00", utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 1, 0)),
+        ("Europe/Amsterdam", "02:30", "04:00", utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 2, 0)),
+        ("Europe/Amsterdam", "02:00", "04:00", utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 1, 0)),
+        ("Europe/Amsterdam", "01:00", "02:30", utc(2026, 3, 29, 0, 30), utc(2026, 3, 29, 1, 0)),
+        ("Europe/Amsterdam", "03:00", "04:00", utc(2026, 3, 29, 0, 0), utc(2026, 3, 29, 1, 0)),
+        # a window inside the gap never happens that day
+        ("Europe/Amsterdam", "02:15", "02:45", utc(2026, 3, 29, 0, 0), utc(2026, 3, 30, 0, 15)),
+        # Amsterdam, 2026-10-25: 03:00 CEST falls back to 02:00 CET at 01:00 UTC
+        ("Europe/Amsterdam", "02:30", "04:00", utc(2026, 10, 25, 0, 0), utc(2026, 10, 25, 0, 30)),
+        ("Europe/Amsterdam", "02:30", "04:00", utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 0)),
+        ("Europe/Amsterdam", "02:30", "04:00", utc(2026, 10, 25, 1, 0), utc(2026, 10, 25, 1, 30)),
+        ("Europe/Amsterdam", "02:30", "04:00", utc(2026, 10, 25, 1, 30), utc(2026, 10, 25, 3, 0)),
+        ("Europe/Amsterdam", "02:00", "04:00", utc(2026, 10, 25, 0, 0), utc(2026, 10, 25, 3, 0)),
+        ("Europe/Amsterdam", "01:00", "02:30", utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 0, 30)),
+        ("Europe/Amsterdam", "01:00", "02:30", utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 0)),
+        ("Europe/Amsterdam", "01:00", "02:30", utc(2026, 10, 25, 1, 0), utc(2026, 10, 25, 1, 30)),
+        # New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT at 07:00 UTC
+        ("America/New_York", "02:00", "04:00", utc(2026, 3, 8, 6, 0), utc(2026, 3, 8, 7, 0)),
+        ("America/New_York", "02:00", "04:00", utc(2026, 3, 8, 7, 0), utc(2026, 3, 8, 8, 0)),
+        # New York, 2026-11-01: 02:00 EDT falls back to 01:00 EST at 06:00 UTC
+        ("America/New_York", "01:00", "02:00", utc(2026, 11, 1, 4, 0), utc(2026, 11, 1, 5, 0)),
+        ("America/New_York", "01:00", "02:00", utc(2026, 11, 1, 5, 0), utc(2026, 11, 1, 7, 0)),
+        ("America/New_York", "01:30", "03:00", utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 0)),
+        ("America/New_York", "01:30", "03:00", utc(2026, 11, 1, 6, 0), utc(2026, 11, 1, 6, 30)),
+    ],
+)
+def test_next_transition_across_dst(
+    zone: str, start: str, end: str, after: datetime, expected: datetime
+) -> None:
+    assert daily(zone, start, end).next_transition("batch", after) == expected
+
+
+def test_a_date_exception_starts_when_the_date_does_where_midnight_is_skipped() -> None:
+    # Santiago, 2026-09-06: 00:00 -04 jumps to 01:00 -03 at 04:00 UTC; 00:xx never happens
+    text = exception('dates = ["2026-09-06"]\npools = "*"\nstate = 5\n').replace(
+        'cluster = "aks"', 'cluster = "aks"\ntimezone = "America/Santiago"'
+    )
+    cluster = load(text).clusters[0]
+    assert cluster.next_transition("batch", utc(2026, 9, 5, 12)) == utc(2026, 9, 6, 4, 0)
+    assert cluster.next_transition("batch", utc(2026, 9, 6, 4, 0)) == utc(2026, 9, 7, 3, 0)
+
+
+# A property: next_transition agrees with a scan of every minute, for random schedules around
+# DST changes. Every boundary in these zones falls on a whole UTC minute, so the scan is exact.
+
+ZONES = ["Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "UTC"]
+SPAN = timedelta(days=2)
+STATES: list[ScheduledState] = [ManualCount(1), ManualCount(2), Power("Stopped"), KEEP]
+
+
+@functools.cache
+def offset_changes(zone: str) -> tuple[datetime, ...]:
+    """The instants in 2026 at which `zone`'s offset changes (whole minutes), or 1 July."""
+    tz, found = ZoneInfo(zone), []
+    instant = datetime(2026, 1, 1, tzinfo=UTC)
+    while instant.year == 2026:
+        step = instant + timedelta(hours=1)
+        if instant.astimezone(tz).utcoffset() != step.astimezone(tz).utcoffset():
+            while instant.astimezone(tz).utcoffset() == step.astimezone(tz).utcoffset():
+                instant += timedelta(minutes=1)
+            found.append(instant + timedelta(minutes=1))
+        instant = step
+    return tuple(found) or (datetime(2026, 7, 1, tzinfo=UTC),)
+
+
+minutes_of_day = st.one_of(
+    st.sampled_from([0, 30, 60, 90, 120, 150, 180, 210, 240, 1380, 1410, 1439]),
+    st.integers(0, MINUTES_PER_DAY - 1),
+)
+scheduled_state = st.sampled_from(STATES)
+
+
+@st.composite
+def windows_of_a_pool(draw: st.DrawFn, minutes: st.SearchStrategy[int]) -> Window:
+    start = draw(minutes)
+    end = draw(minutes.map(lambda m: m or MINUTES_PER_DAY).filter(lambda m: m != start))
+    days = draw(st.frozensets(st.integers(0, 6), min_size=1))
+    return Window(days, "random", start, end, draw(scheduled_state))
+
+
+@st.composite
+def around_a_dst_change(draw: st.DrawFn) -> tuple[ClusterSchedule, datetime]:
+    """A random schedule for pool "batch" and an instant within a day and a half of one of its
+    zone's offset changes; its exceptions fall on nearby dates and instants."""
+    zone = draw(st.sampled_from(ZONES))
+    change = draw(st.sampled_from(offset_changes(zone)))
+    seconds = draw(
+        st.integers(-36 * 3600, 36 * 3600) | st.integers(-36 * 60, 36 * 60).map(lambda m: m * 60)
+    )
+    after = change + timedelta(seconds=seconds)
+    day = change.astimezone(ZoneInfo(zone)).date()
+    # wall-clock times around the jump: just before it, where it lands, and either side of those
+    walls = [change - timedelta(minutes=1), change]
+    jump = sorted(
+        {
+            (w.hour * 60 + w.minute + delta) % MINUTES_PER_DAY
+            for w in (i.astimezone(ZoneInfo(zone)) for i in walls)
+            for delta in (-30, 0, 1, 15, 30, 45, 60)
+        }
+    )
+    minutes = st.sampled_from(jump) | minutes_of_day
+    near_day = st.integers(-3, 3).map(lambda n: day + timedelta(days=n))
+    near_minute = st.integers(-3 * 1440, 3 * 1440).map(lambda n: change + timedelta(minutes=n))
+    covers = st.sampled_from([None, frozenset({"batch"}), frozenset({"web"})])
+    rule = st.one_of(
+        st.builds(
+            ExceptionRule,
+            covers,
+            scheduled_state,
+            dates=st.frozensets(near_day, min_size=1, max_size=2),
+        ),
+        st.builds(
+            ExceptionRule,
+            covers,
+            scheduled_state,
+            date_range=st.tuples(near_day, st.integers(0, 2)).map(
+                lambda t: (t[0], t[0] + timedelta(days=t[1]))
+            ),
+        ),
+        st.builds(
+            ExceptionRule, covers, scheduled_state, until=near_minute, until_text=st.just("u")
+        ),
+    )
+    batch = PoolSchedule(
+        "batch",
+        tuple(draw(st.lists(windows_of_a_pool(minutes), max_size=3))),
+        draw(st.none() | scheduled_state),
+    )
+    cluster = ClusterSchedule(
+        ScheduleTarget("rg", "aks"), zone, (batch,), tuple(draw(st.lists(rule, max_size=2)))
+    )
+    return cluster, after.astimezone(draw(st.sampled_from([UTC, ZoneInfo(zone)])))
+
+
+def scan(cluster: ClusterSchedule, after: datetime, span: timedelta) -> datetime | None:
+    """The first whole UTC minute after `after` whose state differs, trying every one."""
+    current = cluster.decide(after, "batch").state
+    after = after.astimezone(UTC)  # so that + span is elapsed time, not wall-clock time
+    instant = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while instant <= after + span:
+        if cluster.decide(instant, "batch").state != current:
+            return instant
+        instant += timedelta(minutes=1)
+    return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(around_a_dst_change())
+def test_next_transition_agrees_with_a_minute_by_minute_scan(
+    case: tuple[ClusterSchedule, datetime],
+) -> None:
+    cluster, after = case
+    assert cluster.next_transition("batch", after, SPAN) == scan(cluster, after, SPAN)

@@ -905,6 +905,8 @@ def check_loads_or_refuses(text: str) -> None:
             for name in loaded.pool_names:
                 assert schedule.explain_at(instant, loaded.target, name)
                 assert isinstance(loaded.enforces(name), bool)
+                after = schedule.next_transition(loaded.target, name, instant)
+                assert after is None or after > instant
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
