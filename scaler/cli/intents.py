@@ -25,9 +25,9 @@ from scaler.cli.io import (
     rejected,
 )
 from scaler.clock import utc_now
-from scaler.domain.clusters import is_allowed
 from scaler.domain.intents import Intent, parse_intent
 from scaler.domain.pools import Autoscale, ManualCount, PoolRequest
+from scaler.service_layer.intake import cluster_refusal
 from scaler.settings import INTENTS_QUEUE, STORAGE_CONNECTION, Settings
 
 # A person or a pipeline is waiting: a few quick retries, then a clear error.
@@ -97,9 +97,9 @@ def add_intent_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 def _validate(args: argparse.Namespace, out: Console) -> int:
     settings = load_settings()
     name, intent = _read_intent(args.file, settings)
-    problem = not_allowed(intent, settings)
-    if problem:
-        raise CliError(f"{name}: ClusterNotAllowed: {problem}", EXIT_INVALID)
+    problem = cluster_refusal(settings, intent.cluster)
+    if problem is not None:
+        raise CliError(f"{name}: {problem.code}: {problem.message}", EXIT_INVALID)
     if args.json:
         message = intent.to_message()
         if not message.get("id"):  # no id of its own: the app will use the queue message's
@@ -109,18 +109,6 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
     for line in summary(name, intent):
         out.print(line, markup=False)
     return 0
-
-
-def not_allowed(intent: Intent, settings: Settings) -> str | None:
-    """Why the app would refuse the intent's cluster (the rule the app applies), or None."""
-    if is_allowed(
-        intent.cluster,
-        settings.allowed_clusters,
-        settings.default_cluster,
-        settings.subscription_id,
-    ):
-        return None
-    return f"cluster {intent.cluster.short_name} is not in SCALER_ALLOWED_CLUSTERS"
 
 
 def summary(name: str, intent: Intent) -> list[str]:
@@ -221,20 +209,27 @@ def _plan(args: argparse.Namespace, out: Console) -> int:
 
 
 def dry_run(intent: Intent, settings: Settings) -> dict[str, Any]:
-    """The outcome document of applying `intent` as a dry run: the one place the CLI calls the
-    service layer. Reads the cluster, writes nothing."""
-    from scaler.adapters.aks import AksGateway
-    from scaler.adapters.credentials import build_credential
-    from scaler.service import ScaleService
+    """The outcome document of `intent` as a dry run, resolved with every source the app has
+    recorded for the cluster and its schedule: the one place the CLI calls the service layer.
+    Reads the cluster and the desired-state store, writes nothing."""
+    from scaler import bootstrap
+    from scaler.domain.outcomes import Outcome, Overall
 
-    credential = build_credential(os.environ, settings.client_id)
-    clusters = AksGateway(credential, settings.arm_endpoint, settings.arm_scope)
-    try:
-        outcome = ScaleService(settings, clusters).apply_intent(
-            replace(intent, dry_run=True), source="cli"
+    problem = cluster_refusal(settings, intent.cluster)
+    if problem is not None:  # refused before anything is built or read
+        refused = Outcome(
+            intent.id,
+            Overall.REJECTED,
+            utc_now(),
+            "cli",
+            intent.cluster.resource_id,
+            problem=problem,
         )
+        return refused.to_json()
+    try:
+        outcome = bootstrap.intake().preview(replace(intent, dry_run=True))
     finally:
-        clusters.close()
+        bootstrap.reset()
     document: dict[str, Any] = outcome.to_json()
     return document
 

@@ -30,6 +30,18 @@ from scaler.settings import Settings
 log = logging.getLogger("scaler")
 
 
+def cluster_refusal(settings: Settings, cluster: ClusterRef) -> Problem | None:
+    """The refusal every entry point gives a cluster outside SCALER_ALLOWED_CLUSTERS, before
+    anything reads or writes it."""
+    if settings.allows(cluster):
+        return None
+    return Problem(
+        "ClusterNotAllowed",
+        f"cluster {cluster.short_name} is not in SCALER_ALLOWED_CLUSTERS",
+        field="cluster",
+    )
+
+
 class Intake:
     def __init__(
         self,
@@ -72,13 +84,9 @@ class Intake:
             intent = replace(intent, id=message_id, id_from_message=True)
         if intent.issued_at is None:
             intent = replace(intent, issued_at=min(enqueued_at or now, now))
-        if not self._settings.allows(intent.cluster):
-            problem = Problem(
-                "ClusterNotAllowed",
-                f"cluster {intent.cluster.short_name} is not in SCALER_ALLOWED_CLUSTERS",
-                field="cluster",
-            )
-            return self._refuse(intent.id, message_id, problem, now, intent.cluster)
+        refusal = cluster_refusal(self._settings, intent.cluster)
+        if refusal is not None:
+            return self._refuse(intent.id, message_id, refusal, now, intent.cluster)
         if intent.dry_run:
             return self._dry_run(intent, message_id, now)
         record = SourceRecord(source_of(intent, now), message_id)
@@ -90,7 +98,9 @@ class Intake:
 
     def plan(self, intent: Intent) -> Report:
         """What the intent would change now, with every other source (the CLI's `plan`)."""
-        source = source_of(replace(intent, id=intent.id or "plan"), self._clock())
+        now = self._clock()
+        hypothetical = replace(intent, id=intent.id or "plan", issued_at=intent.issued_at or now)
+        source = source_of(hypothetical, now)
         return self._reconciler.preview(intent.cluster, source)
 
     # -- steps -------------------------------------------------------------------------------
@@ -135,6 +145,11 @@ class Intake:
         return self._refuse(intent.id, record.message_id, problem, now, intent.cluster)
 
     def _dry_run(self, intent: Intent, message_id: str, now: datetime) -> Outcome:
+        return self._publish(replace(self.preview(intent), message_id=message_id, at=now))
+
+    def preview(self, intent: Intent) -> Outcome:
+        """The dry-run outcome of `intent`: what it would change now, resolved with every
+        other recorded source and the schedule. Reads only (dry runs and the CLI's `plan`)."""
         report = self.plan(intent)
         pools = tuple(
             replace(report.pools[name], requested=request.to_json())
@@ -145,18 +160,16 @@ class Intake:
             overall = Overall.DEFERRED if report.retrying else Overall.REJECTED
         else:
             overall = Overall.DRY_RUN
-        outcome = Outcome(
+        return Outcome(
             intent.id,
             overall,
-            now,
+            self._clock(),
             "queue",
             cluster_id=intent.cluster.resource_id,
             pools=pools,
             problem=report.problem,
             reason=intent.reason,
-            message_id=message_id,
         )
-        return self._publish(outcome)
 
     def _refuse(
         self,

@@ -216,8 +216,9 @@ class Reconciler:
             work.current = {p.name: p for p in self._clusters.list_pools(cluster)}
         except GatewayError as error:
             report.problem = Problem(error.code, error.message, retry_after=error.retry_after)
+            report.retrying = error.transient
             return report
-        self._resolve_and_plan(work, schedule, pools, blame=extra.id if extra else None)
+        self._resolve_and_plan(work, schedule, pools)
         for name, plan in work.plans.items():
             report.pools[name] = _pool_outcome(plan, work.resolutions[name], dry_run=True)
         report.resolutions = work.resolutions
@@ -334,7 +335,6 @@ class Reconciler:
         work: _Pass,
         schedule: PoolScheduleView | None,
         pools: Iterable[str],
-        blame: str | None = None,
     ) -> None:
         """Resolve and plan every pool; a pending intent that a guardrail refuses is rejected
         whole (all or nothing: half of a mistaken intent is still a mistake) and the pools are
@@ -569,6 +569,15 @@ class Reconciler:
         result = work.results.get(name)
         requested = source.pools[name].to_json()
         if resolution is None or result is None:
+            if not source.active_at(work.now):  # e.g. a short hold outlasted by retries
+                ended = Problem(
+                    "Ended",
+                    f"the {source.kind} ended at {_iso(source.until)} before its state "
+                    "reached Resource Manager",
+                )
+                return PoolOutcome(
+                    name, requested, Action.NONE, PoolResult.SUPERSEDED, problem=ended
+                )
             return PoolOutcome(name, requested, Action.NONE, PoolResult.UNCHANGED)
         if source.id in resolution.carries or source.kind is SourceKind.RELEASE:
             return replace(result, requested=requested)
@@ -787,6 +796,10 @@ def _failed(plan: PoolPlan, resolution: Resolution, error: GatewayError) -> Pool
     result = PoolResult.DEFERRED if error.transient else PoolResult.FAILED
     problem = Problem(error.code, error.message, retry_after=error.retry_after)
     return replace(_pool_outcome(plan, resolution), result=result, problem=problem)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else "?"
 
 
 def _name(document: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:

@@ -12,6 +12,7 @@ import logging
 
 from scaler.domain.errors import InvalidInput
 from scaler.domain.outcomes import Outcome, Overall, Problem, bounded
+from scaler.service_layer.intake import cluster_refusal
 from scaler.service_layer.ports import Clock, MessageGateway
 from scaler.service_layer.reconcile import Reconciler, log_outcome
 from scaler.service_layer.schedules import Schedules
@@ -52,19 +53,15 @@ class ScheduleTick:
         outcomes: list[Outcome] = []
         for entry in schedule.clusters:
             cluster = self._schedules.cluster_ref(entry)
-            if not self._settings.allows(cluster):
-                problem = Problem(
-                    "ClusterNotAllowed",
-                    f"cluster {cluster.short_name} is not in SCALER_ALLOWED_CLUSTERS",
-                    field="cluster",
-                )
+            refusal = cluster_refusal(self._settings, cluster)
+            if refusal is not None:
                 refused = Outcome(
                     f"{run_id}-{cluster.resource_group}-{cluster.name}",
                     Overall.REJECTED,
                     now,
                     "timer",
                     cluster_id=cluster.resource_id,
-                    problem=problem,
+                    problem=refusal,
                 )
                 outcomes.append(self._publish(refused))
                 continue

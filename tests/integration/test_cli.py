@@ -228,6 +228,7 @@ def test_send_enqueues_what_the_function_then_applies(
     assert queued["id"] == "cli-1" and queued["pools"] == {"batch": {"count": 4}}
     assert queued["issued_at"]  # stamped at send time, finer than the queue's whole seconds
     app.deliver(json.dumps(queued))
+    app.settle()
     assert app.only_result()["outcome"] == "applied"
 
 
