@@ -97,6 +97,7 @@ class _Pass:
     results: dict[str, PoolOutcome] = field(default_factory=dict)
     wake: list[tuple[datetime, str]] = field(default_factory=list)
     retry_after: int = 0
+    cluster: ClusterRef | None = None
 
 
 class Reconciler:
@@ -170,7 +171,7 @@ class Reconciler:
                 if not fresh:
                     break
                 now = self._clock()
-            work = self._start(records, now)
+            work = self._start(cluster, records, now)
             if number > 0:  # only what arrived since: the rest has its outcome for this run
                 work.pending = {i: r for i, r in work.pending.items() if i not in seen_pending}
             seen_pending |= set(work.pending)
@@ -205,7 +206,7 @@ class Reconciler:
         report = Report(cluster)
         records = self._store.load(cluster)
         now = self._clock()
-        work = self._start(records, now)
+        work = self._start(cluster, records, now)
         if extra is not None:
             record = SourceRecord(extra, message_id="preview")
             work.sources[extra.id] = record
@@ -250,13 +251,13 @@ class Reconciler:
         self._messages.request_reconcile(reconcile_message(cluster, "intent"), delay)
         return True
 
-    def _start(self, records: ClusterRecords, now: datetime) -> _Pass:
+    def _start(self, cluster: ClusterRef, records: ClusterRecords, now: datetime) -> _Pass:
         sources = {}
         for intent_id, record in records.sources.items():
             if record.active and record.source.active_at(now):
                 sources[intent_id] = record
         pending = {i: r for i, r in records.sources.items() if r.status is not Status.FINAL}
-        return _Pass(now, records, {}, sources, pending, memos=dict(records.memos))
+        return _Pass(now, records, {}, sources, pending, memos=dict(records.memos), cluster=cluster)
 
     def _check_pending(self, cluster: ClusterRef, work: _Pass) -> None:
         """Before any ARM call: ids taken by another cluster, expired intents, releases."""
@@ -364,7 +365,8 @@ class Reconciler:
             if not culprits:
                 return
             for intent_id, problem in culprits.items():
-                self._reject(work, work.pending[intent_id], problem)
+                record = work.pending[intent_id]
+                self._reject(work, record, problem, self._as_far_as_planned(work, record.source))
 
     def _refused_intents(self, work: _Pass) -> dict[str, Problem]:
         culprits: dict[str, Problem] = {}
@@ -453,7 +455,8 @@ class Reconciler:
         problem = Problem(error.code, error.message, field=f"pools.{name}")
         for intent_id in sorted(resolution.carries):
             if intent_id in work.pending:
-                self._reject(work, work.pending[intent_id], problem)
+                record = work.pending[intent_id]
+                self._reject(work, record, problem, self._as_far_as_planned(work, record.source))
         work.wake.append((work.now, "a refused intent's other pools return"))
 
     def _busy(self, work: _Pass, name: str) -> None:
@@ -494,13 +497,42 @@ class Reconciler:
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    def _reject(self, work: _Pass, record: SourceRecord, problem: Problem) -> None:
+    def _reject(
+        self,
+        work: _Pass,
+        record: SourceRecord,
+        problem: Problem,
+        pools: tuple[PoolOutcome, ...] = (),
+    ) -> None:
         """A rejected intent leaves no source behind: only its outcome stays."""
-        outcome = self._outcome(work, record, Overall.REJECTED, problem=problem)
+        outcome = self._outcome(work, record, Overall.REJECTED, pools, problem=problem)
         work.sources.pop(record.source.id, None)
         work.pending.pop(record.source.id, None)
         done = replace(record, active=False, status=Status.FINAL)
         work.finished[record.source.id] = (done, outcome)
+
+    def _as_far_as_planned(self, work: _Pass, source: Source) -> tuple[PoolOutcome, ...]:
+        """Each pool of a rejected intent: refused or failed where that happened, what was
+        done where something was, `not_attempted` elsewhere."""
+        pools = []
+        for name, request in source.pools.items():
+            plan = work.plans.get(name)
+            resolution = work.resolutions.get(name)
+            if name in work.results:
+                pools.append(replace(work.results[name], requested=request.to_json()))
+            elif plan is not None and resolution is not None and source.id in resolution.carries:
+                outcome = _pool_outcome(plan, resolution)
+                if outcome.result is not PoolResult.REFUSED:
+                    outcome = replace(outcome, action=Action.NONE, result=PoolResult.NOT_ATTEMPTED)
+                pools.append(replace(outcome, requested=request.to_json()))
+            else:
+                current = work.current.get(name)
+                pools.append(
+                    PoolOutcome(
+                        name, request.to_json(), Action.NONE, PoolResult.NOT_ATTEMPTED, current
+                    )
+                )
+        return tuple(pools)
 
     def _outcome(
         self,
@@ -517,6 +549,7 @@ class Reconciler:
             outcome=overall,
             at=work.now,
             source="queue",
+            cluster_id=work.cluster.resource_id if work.cluster else None,
             attempt=record.attempt + 1,
             pools=pools,
             problem=problem,
@@ -537,7 +570,6 @@ class Reconciler:
             if record.source.kind is SourceKind.RELEASE and overall is Overall.SUPERSEDED:
                 overall = Overall.UNCHANGED  # the lease is gone; other sources decide: done
             outcome = self._outcome(work, record, overall, pools)
-            outcome = replace(outcome, cluster_id=cluster.resource_id)
             if overall is Overall.DEFERRED:
                 attempt = record.attempt + 1
                 if attempt >= self._settings.max_attempts:
@@ -545,7 +577,14 @@ class Reconciler:
                     continue
                 first = record.status is Status.PENDING
                 deferred = replace(record, status=Status.DEFERRED, attempt=attempt)
-                delay = self._retry.delay(attempt, work.retry_after or None)
+                # When the reconcile comes back: the earliest wake-up (a busy pool's expected end,
+                # a retry's backoff), as _next_wake queues it.
+                soonest = min((when for when, _ in work.wake), default=None)
+                delay = (
+                    max(0, int((soonest - work.now).total_seconds() + 0.999))
+                    if soonest is not None
+                    else self._retry.delay(attempt, work.retry_after or None)
+                )
                 outcome = replace(outcome, retry_in_seconds=delay)
                 # Published once, on the first deferral: later retries are in the logs.
                 work.finished[intent_id] = (deferred, outcome if first else _NO_OUTCOME)
