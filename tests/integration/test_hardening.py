@@ -3,15 +3,22 @@
 Items 1 and 6: what the function raised on (so the host retried, poisoned and published
 nothing) or refused with a misleading reason is now rejected at parse time, with the outcome
 published at once, naming the field or what the text looked like; the encodings common
-producers use by default are accepted. Item 5: after a 401 from Resource Manager the gateway
-asks the identity endpoint for a new token instead of replaying the refused one.
+producers use by default are accepted. Item 2: an outcome too large for Table storage or a queue
+message is cut (with a marker), never raised on or dropped. Item 4: while `scale-results`
+cannot be written, redeliveries pile up no copies, and the outcome arrives once it can. Item 5:
+after a 401 from Resource Manager the gateway asks the identity endpoint for a new token
+instead of replaying the refused one.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import copy
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +31,7 @@ from local.aks_emulator.server import RunningEmulator
 from local.stack import LOCAL_CLIENT_ID, LOCAL_SUBSCRIPTION
 from scaler.adapters.aks import AksGateway
 from scaler.domain.clusters import ClusterRef
-from scaler.settings import RESULTS_QUEUE
+from scaler.settings import INTENTS_QUEUE, RECONCILE_QUEUE, RESULTS_QUEUE, STATE_TABLE
 from tests.app_under_test import App
 
 pytestmark = pytest.mark.integration
@@ -136,6 +143,206 @@ def _base64url_intent() -> bytes:
 )
 def test_refused_encodings_say_what_was_detected(app: App, body: bytes, message: str) -> None:
     assert rejection(app, body)["error"]["message"] == message
+
+
+# -- item 2: outcomes too large to record or publish ----------------------------------------
+
+SEED = Path(__file__).resolve().parents[2] / "local" / "aks_emulator" / "seed.json"
+# 1,000 emoji: 4 UTF-8 bytes, 2 UTF-16 units and 12 characters of escaped JSON each.
+EMOJI_REASON = "\N{GRINNING FACE}" * 1000
+QUEUE_MESSAGE_BYTES = 64 * 1024
+TABLE_STRING_CHARS = 32 * 1024  # UTF-16 code units per string property
+TABLE_ENTITY_BYTES = 64 * 1024  # what issue 13 asks bookkeeping to stay under
+
+
+def raw_messages(app: App, name: str, timeout: float, count: int) -> list[str]:
+    """A queue's messages as written (text, so their size can be measured), deleted."""
+    deadline = time.monotonic() + timeout
+    texts: list[str] = []
+    with app.queue(name) as client:
+        while True:
+            for message in client.receive_messages(max_messages=32):
+                client.delete_message(message)
+                texts.append(str(message.content))
+            if len(texts) >= count or time.monotonic() >= deadline:
+                return texts
+            time.sleep(0.2)
+
+
+def state_rows(app: App) -> list[dict[str, Any]]:
+    with app.stack.table_service() as tables:
+        return list(tables.get_table_client(STATE_TABLE).list_entities())
+
+
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def assert_rows_fit_table_limits(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        size = 0
+        for name, value in row.items():
+            if isinstance(value, str):
+                assert utf16_units(value) < TABLE_STRING_CHARS, (row["RowKey"], name)
+                size += 2 * utf16_units(value)
+            else:
+                size += 8
+        assert size < TABLE_ENTITY_BYTES, row["RowKey"]
+
+
+def test_an_intent_with_99_unknown_pools_and_a_huge_reason_is_rejected_once(app: App) -> None:
+    pools = {"batch": 3, **{f"nope{n:02d}": 1 for n in range(99)}}
+    document = {"id": "too-large", "pools": pools, "reason": EMOJI_REASON}
+    assert len(json.dumps(document)) > 13_000  # issue 13: 13.9 KB
+    app.deliver(json.dumps(document), message_id="m-large")  # must not raise
+    app.settle()  # nor may the reconcile
+
+    (text,) = raw_messages(app, RESULTS_QUEUE, timeout=RESULT_TIMEOUT, count=1)
+    assert raw_messages(app, RESULTS_QUEUE, timeout=1, count=1) == [], "exactly one outcome"
+    assert len(text.encode()) < QUEUE_MESSAGE_BYTES
+    outcome = json.loads(text)
+    assert (outcome["intent_id"], outcome["outcome"], outcome["final"]) == (
+        "too-large",
+        "rejected",
+        True,
+    )
+    # One error for the intent (not 99), naming the problem and an unknown pool.
+    assert outcome["error"]["code"] == "PoolNotFound"
+    assert "nope" in outcome["error"]["message"]
+    assert outcome["error"]["field"].startswith("pools.nope")
+    # All or nothing: the known pool of a refused intent is not written either.
+    assert app.pool("batch")["count"] == 2
+    assert [w for w in app.emulator.writes() if w["status"] == 200] == []
+
+    rows = state_rows(app)
+    (row,) = [r for r in rows if r["RowKey"] == "source|too-large"]
+    assert "Outcome" in row, "the rejection is recorded (a redelivery must not reprocess it)"
+    assert json.loads(row["Outcome"])["outcome"] == "rejected"
+    assert_rows_fit_table_limits(rows)
+
+
+def many_pools_seed(count: int) -> dict[str, Any]:
+    """The emulator's start-up seed with `count` more user pools in aks-demo."""
+    seed = json.loads(SEED.read_text(encoding="utf-8"))
+    (demo,) = [c for c in seed["clusters"] if c["name"] == "aks-demo"]
+    (batch,) = [p for p in demo["agentPools"] if p["name"] == "batch"]
+    for n in range(count):
+        extra = copy.deepcopy(batch)
+        extra["name"] = f"pool{n:02d}"
+        extra["properties"]["eTag"] = f"00000000-0000-0000-0000-{n:012d}"
+        extra["properties"]["count"] = 1
+        demo["agentPools"].append(extra)
+    return seed
+
+
+def test_an_outcome_with_many_pools_is_cut_with_a_marker_not_dropped(app: App) -> None:
+    app.emulator.reset(many_pools_seed(100))
+    pools = {f"pool{n:02d}": 2 for n in range(100)}
+    document = {"id": "many", "pools": pools, "reason": EMOJI_REASON}
+    app.deliver(json.dumps(document), message_id="m-many")
+    app.settle()
+
+    (text,) = raw_messages(app, RESULTS_QUEUE, timeout=RESULT_TIMEOUT, count=1)
+    assert len(text.encode()) < QUEUE_MESSAGE_BYTES
+    outcome = json.loads(text)
+    assert (outcome["intent_id"], outcome["outcome"], outcome["final"]) == ("many", "applied", True)
+    assert outcome["truncated"], "a cut outcome says so"
+    shown = outcome["pools"]
+    assert shown, "the per-pool results are cut, not all dropped"
+    assert {p["pool"] for p in shown} <= set(pools)
+    assert all(p["outcome"] == "started" for p in shown)
+    if len(shown) < len(pools):
+        assert str(len(shown)) in outcome["truncated"]
+    assert app.pool("pool99")["count"] == 2
+
+    rows = state_rows(app)
+    (row,) = [r for r in rows if r["RowKey"] == "source|many"]
+    assert json.loads(row["Outcome"])["truncated"]
+    assert_rows_fit_table_limits(rows)
+
+
+# -- item 4: scale-results cannot be written ------------------------------------------------
+
+
+def message_count(app: App, name: str) -> int:
+    """Messages in a queue, the invisible (delayed, or being processed) ones included."""
+    with app.queue(name) as client:
+        return int(client.get_queue_properties().approximate_message_count or 0)
+
+
+@contextlib.contextmanager
+def results_queue_gone(app: App) -> Iterator[None]:
+    with app.queue(RESULTS_QUEUE) as client:
+        client.delete_queue()
+        try:
+            yield
+        finally:
+            client.create_queue()
+
+
+def deliveries(deliver: Callable[[int], None], times: int = 3) -> int:
+    """Deliver one message `times` times as the host does after each raise; how many raised."""
+    raised = 0
+    for dequeue_count in range(1, times + 1):
+        try:
+            deliver(dequeue_count)
+        except Exception:
+            raised += 1
+        else:
+            break  # it succeeded: the host deletes the message
+    return raised
+
+
+def test_a_deferred_intent_piles_up_no_copies_while_results_cannot_be_written(
+    app: App, settings_override: Callable[..., None]
+) -> None:
+    settings_override(SCALER_RETRY_BASE_SECONDS="1")
+    app.emulator.set_faults([{"kind": "500", "method": "PUT", "times": 1}])
+    body = json.dumps({"id": "no-results", "pools": {"batch": 7}})
+    with results_queue_gone(app):
+        # The intent function only records the source and asks for one reconcile.
+        assert deliveries(lambda n: app.deliver(body, dequeue_count=n, message_id="m-nr")) == 0
+        assert message_count(app, RECONCILE_QUEUE) == 1
+        with app.queue(RECONCILE_QUEUE) as client:
+            (request,) = client.receive_messages(max_messages=1, visibility_timeout=120)
+
+        def reconcile(n: int) -> None:
+            app.call("scale_reconcile", request.content, n, request.id)
+
+        # The first delivery meets the 500 (deferred), then cannot publish; the host retries.
+        raised = deliveries(reconcile)
+        assert raised >= 1, "an outcome that cannot be published must not be dropped silently"
+        # No copies: nothing goes back to scale-intents, and besides the message being
+        # delivered, at most one wake-up is queued for the retry.
+        assert message_count(app, INTENTS_QUEUE) == 0
+        assert message_count(app, RECONCILE_QUEUE) <= 2
+        assert len(app.emulator.writes()) <= 2
+    # The queue is back: the host's next delivery and the wake-ups publish what is owed.
+    if raised == 3:
+        reconcile(4)
+    with app.queue(RECONCILE_QUEUE) as client:
+        client.delete_message(request)
+    app.settle(timeout=15, quiet=2.5)
+    results = app.take(RESULTS_QUEUE, timeout=2)
+    finals = [r for r in results if r["intent_id"] == "no-results" and r["final"]]
+    assert [r["outcome"] for r in finals] == ["applied"], results
+    assert len({r["outcome_id"] for r in results}) == len(results), "no outcome twice"
+    assert app.pool("batch")["count"] == 7
+    assert message_count(app, INTENTS_QUEUE) == 0
+
+
+def test_a_rejection_that_cannot_be_published_is_published_once_when_it_can(app: App) -> None:
+    body = json.dumps({"id": "refused", "pools": {"batch": -1}})
+    with results_queue_gone(app):
+        raised = deliveries(lambda n: app.deliver(body, dequeue_count=n, message_id="m-r"))
+        assert message_count(app, INTENTS_QUEUE) == 0
+        assert message_count(app, RECONCILE_QUEUE) <= 1
+    if raised == 3:  # the host's next delivery
+        app.deliver(body, dequeue_count=4, message_id="m-r")
+    app.settle()
+    (outcome,) = app.take(RESULTS_QUEUE, timeout=RESULT_TIMEOUT)
+    assert (outcome["intent_id"], outcome["outcome"]) == ("refused", "rejected")
+    assert app.take(RESULTS_QUEUE, timeout=1) == []
 
 
 # -- item 5: a 401 gets a new token ---------------------------------------------------------
