@@ -174,7 +174,11 @@ def resolve_pool(
     if base is None and memo.baseline is not None:
         why = Why("baseline", "the last lease ended: back to the state before the first one")
         return Resolution(
-            pool, memo.baseline, why, start_stopped=True, memo_after=PoolMemo(None, None)
+            pool,
+            memo.baseline,
+            why,
+            start_stopped=True,
+            memo_after=PoolMemo(None, memo.schedule_seen),
         )
     # Another source decides now: the baseline has served its purpose.
     return Resolution(

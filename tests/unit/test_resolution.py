@@ -434,13 +434,6 @@ def test_a_stopped_baseline_comes_back_stopped() -> None:
     assert result.memo_after.baseline is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolution.py's baseline branch returns memo_after=PoolMemo(None, None): giving "
-    "the baseline back also forgets schedule_seen, so an `enforce = false` schedule that "
-    "already acted on its state acts again at the next reconcile (not at a transition) and "
-    "overwrites a manual change made after the lease ended",
-)
 def test_giving_the_baseline_back_keeps_the_schedule_state_acted_on() -> None:
     schedule = StubSchedule((ManualCount(6),), enforce=False)
     memo = PoolMemo(baseline=ManualCount(6), schedule_seen='{"count": 6}')
