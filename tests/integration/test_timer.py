@@ -16,14 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from azure.data.tables import TableClient
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 
 import function_app
 from local.functions_host import registered_functions
-from scaler.settings import STATE_TABLE
-from tests.app_under_test import App
+from scaler.settings import RECONCILE_QUEUE
+from tests.app_under_test import SUB, App
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 # A minute boundary a little ahead of now: the window under test opens there.
@@ -58,6 +57,23 @@ def schedule(
         settings_override(SCALER_SCHEDULE_FILE=str(path))
 
     return write
+
+
+def queued_reconciles(app: App) -> tuple[int, int]:
+    """(visible, all) messages on scale-reconcile; a delayed wake-up counts but is not visible."""
+    with app.queue(RECONCILE_QUEUE) as queue:
+        total = queue.get_queue_properties().approximate_message_count
+        return len(queue.peek_messages(max_messages=32)), total
+
+
+def wake(cluster: str) -> dict[str, str]:
+    """The reconcile message the app queues for a cluster's next wake-up."""
+    return {
+        "subscription_id": SUB,
+        "resource_group": "rg-demo",
+        "cluster": cluster,
+        "reason": "wake",
+    }
 
 
 def fire(past_due: bool = False) -> None:
@@ -99,8 +115,9 @@ def test_a_converged_cluster_costs_one_read_and_no_write(
     fire()
     fire()
     assert app.emulator.writes() == []
-    assert len(app.lists()) == 2
+    assert len(app.lists()) == 2  # one read per tick
     assert app.results() == []  # nothing changed: nothing to report
+    assert queued_reconciles(app) == (0, 0)  # the timer reconciles inline, queues nothing
 
 
 def test_the_window_boundary_brings_exactly_the_right_write(
@@ -115,12 +132,14 @@ def test_the_window_boundary_brings_exactly_the_right_write(
     fire()
     fire()  # idempotent: the pool already reports 6 while it scales
     (write,) = app.emulator.writes()
-    assert write["path"].endswith("/agentPools/batch")
+    assert write["path"].endswith("/agentPools/batch") and write["if_match"]
+    assert len(app.lists()) == 3  # one read per tick, no more
     assert app.pool("batch")["count"] == 6
     (outcome,) = app.results()
     assert outcome["source"] == "timer" and outcome["outcome"] == "applied"
     assert outcome["reason"] == "schedule schedule.toml"
     assert outcome["pools"][0]["requested"] == {"count": 6}
+    assert outcome["pools"][0]["why"]["source"] == "schedule"
 
 
 def test_a_hold_from_a_queue_intent_wins_until_it_expires(
@@ -129,28 +148,65 @@ def test_a_hold_from_a_queue_intent_wins_until_it_expires(
     schedule(batch_window_schedule(extra="[clusters.pools.web]\noutside = { min = 1, max = 5 }"))
     at(timedelta(seconds=30))
     app.deliver('{"id": "keep-10", "pools": {"batch": 10}, "hold": "PT2M"}')
-    app.emulator.wait_until_settled()
-    fire()
-    assert app.pool("batch")["count"] == 10
-    applied, scheduled = app.results()
-    assert applied["intent_id"] == "keep-10" and applied["hold"]["until"]
-    pools = {p["pool"]: p for p in scheduled["pools"]}
-    assert scheduled["outcome"] == "applied" and pools["web"]["outcome"] == "started"
-    assert pools["batch"]["outcome"] == "held" and pools["batch"]["requested"] == {"count": 6}
-    assert "intent keep-10 holds this pool until" in pools["batch"]["error"]["message"]
+    app.settle()
+    # The intent's reconcile converges the whole cluster: the hold for batch, the schedule for
+    # web (the schedule is one more source), each with its own outcome.
+    outcomes = {o["source"]: o for o in app.results()}
+    assert sorted(outcomes) == ["queue", "schedule"]
+    applied, scheduled = outcomes["queue"], outcomes["schedule"]
+    assert applied["intent_id"] == "keep-10" and applied["outcome"] == "applied"
+    assert applied["hold"]["until"]
+    assert applied["pools"][0]["why"]["source"] == "hold"
+    assert scheduled["outcome"] == "applied"
+    assert {p["pool"]: p["outcome"] for p in scheduled["pools"]} == {"web": "started"}
     writes = [w["path"].rsplit("/", 1)[-1] for w in app.emulator.writes()]
-    assert writes == ["batch", "web"]  # the intent's write, then the schedule's for web only
+    assert sorted(writes) == ["batch", "web"]
+    assert len(app.lists()) == 1  # one read for both
+    # The hold's end is a wake-up of its own, queued for then (not visible yet).
+    assert queued_reconciles(app) == (0, 1)
+    app.emulator.wait_until_settled()
 
-    at(timedelta(minutes=3))  # the hold has ended
+    fire()  # inside the 6-node window, but the hold wins: nothing to do
+    assert app.pool("batch")["count"] == 10
+    assert app.results() == [] and len(app.emulator.writes()) == 2
+
+    at(timedelta(minutes=3))  # the hold has ended: its wake-up alone brings the schedule back
+    app.call("scale_reconcile", json.dumps(wake("aks-demo")), message_id="wake-1")
+    assert app.pool("batch")["count"] == 6
+    (returned,) = app.results()
+    (batch,) = [p for p in returned["pools"] if p["pool"] == "batch"]
+    assert batch["outcome"] == "started" and batch["why"]["source"] == "schedule"
+    app.emulator.wait_until_settled()
+    fire()  # and the timer finds nothing left to do
+    assert len(app.emulator.writes()) == 3 and app.results() == []
+
+
+def test_a_plain_intent_lasts_until_the_schedules_next_transition(
+    app: App, schedule: Callable[[str], None], at: Callable[[timedelta], None]
+) -> None:
+    short = batch_window_schedule().replace(
+        hhmm(BOUNDARY + timedelta(hours=1)), hhmm(BOUNDARY + timedelta(minutes=2))
+    )
+    schedule(short)
+    at(timedelta(seconds=30))
     fire()
     assert app.pool("batch")["count"] == 6
-    with TableClient.from_connection_string(
-        app.stack.azurite.connection_string, STATE_TABLE
-    ) as table:
-        row = table.get_entity(
-            app.stack.settings["AZURE_SUBSCRIPTION_ID"] + "|rg-demo|aks-demo", "pool|batch"
-        )
-    assert "HoldUntil" not in row  # expired holds are cleaned
+    assert app.only_result()["source"] == "timer"
+    app.emulator.wait_until_settled()
+    app.deliver('{"id": "ten", "pools": {"batch": 10}}')
+    app.settle()
+    assert app.only_result()["outcome"] == "applied"
+    app.emulator.wait_until_settled()
+
+    at(timedelta(seconds=90))  # still inside the window: the intent, not the window, decides
+    fire()
+    assert app.pool("batch")["count"] == 10 and app.results() == []
+
+    at(timedelta(minutes=2, seconds=30))  # the window ended: the schedule decides again
+    fire()
+    assert app.pool("batch")["count"] == 2
+    (outcome,) = app.results()
+    assert outcome["source"] == "timer" and outcome["pools"][0]["why"]["source"] == "schedule"
 
 
 def test_a_broken_schedule_changes_nothing_and_says_why(
@@ -163,6 +219,7 @@ def test_a_broken_schedule_changes_nothing_and_says_why(
     assert outcome["error"]["code"] == "InvalidSchedule"
     assert "min (9) is greater than max (2)" in outcome["error"]["message"]
     assert app.arm_requests() == []
+    assert queued_reconciles(app) == (0, 0)
 
 
 def test_one_broken_cluster_does_not_stop_another(
@@ -177,7 +234,9 @@ def test_one_broken_cluster_does_not_stop_another(
     fire()
 
     outcomes = {o["cluster"].rsplit("/", 1)[-1]: o for o in app.results()}
+    assert sorted(outcomes) == ["aks-demo", "aks-second"]
     assert outcomes["aks-demo"]["outcome"] == "deferred"
+    assert outcomes["aks-demo"]["error"]["code"] == "InternalServerError"
     assert outcomes["aks-second"]["outcome"] == "applied"
     assert app.pool("batch", cluster="aks-second")["count"] == 6
 
