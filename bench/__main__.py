@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import arm_requests, cold_start, function_time, report, throughput
+from bench import arm_requests, burst, cold_start, function_time, report, throughput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         with local_stack(operation_seconds=1.0, log_dir=Path(logs)) as stack:
             step("ARM requests", "no-op, single change, multi-pool")
             counts = arm_requests.single_intents(stack)
-            step("ARM requests", f"burst of {plan.burst} through the local host")
-            counts.append(arm_requests.burst(stack, plan.burst, plan.burst_operation_seconds))
+            step("burst", "1 intent through the local host")
+            single = burst.burst(stack, 1, plan.burst_operation_seconds)
+            step("burst", f"{plan.burst} intents on one pool through the local host")
+            bursted = burst.burst(stack, plan.burst, plan.burst_operation_seconds)
             step("function time", f"operations of {plan.durations} s, {plan.repeats} repeats")
             timings = function_time.measure(stack, list(plan.durations), plan.repeats)
-            step("throughput", "HTTP round trips per intent")
-            trips = throughput.round_trips(stack)
             runs = []
             for mode, n in (("raw", plan.n), ("app", plan.n), ("app", plan.n_small)):
                 step("throughput", f"{mode} worker, {n} messages")
@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         plan=plan,
         counts=counts,
+        burst=bursted,
+        single=single,
         timings=timings,
         runs=runs,
-        trips=trips,
         cold=cold,
         seconds=time.monotonic() - started,
     )

@@ -1,10 +1,13 @@
-"""Intents per second through Azurite with the local Functions host, against Azurite's own rate
-for the same queue traffic, and the peak memory of the worker process doing it.
+"""Intents recorded and reconciled per second through Azurite with the local Functions host,
+against Azurite's own rate for the intents queue's traffic alone, and the peak memory of the
+worker process doing it.
 
 Both sides run as a fresh child process (`bench.worker`) on a queue filled beforehand, in the
-same run, one after the other. The intents are no-ops spread over the seven pools of the two
-emulator clusters (one ARM read each, no write), so Resource Manager is not the bottleneck and
-seven pools keep "latest intent wins" contention low.
+same run, one after the other. App side: until every intent has its final outcome, so the
+clock includes `scale_intents` recording each one, the app's default coalescing, and
+`scale_reconcile` converging the two clusters and publishing every outcome. The intents are
+no-ops spread over the seven pools of the two emulator clusters (already true in the seed), so
+Resource Manager writes nothing and the storage traffic is what is measured.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import app_env, arm_requests, fresh_state, queue, send_all
 from local.stack import LocalStack
@@ -59,7 +63,7 @@ def intents(n: int) -> list[str]:
     return bodies
 
 
-def _worker(stack: LocalStack, mode: str, n: int) -> tuple[dict, int]:
+def _worker(stack: LocalStack, mode: str, n: int) -> tuple[dict[str, Any], int]:
     env = {**os.environ, **app_env(stack), "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.worker", mode, str(n)],
@@ -101,53 +105,3 @@ def run(stack: LocalStack, mode: str, n: int) -> WorkerRun:
         dict(outcomes),
         len(arm_requests(stack)),
     )
-
-
-@dataclass
-class RoundTrips:
-    """HTTP requests per intent, by service, for the function alone (the host adds one
-    receive per batch and one delete per message)."""
-
-    intents: int
-    by_service: dict[str, float]
-
-
-def round_trips(stack: LocalStack, k: int = 20) -> RoundTrips:
-    import logging
-    from urllib.parse import urlsplit
-
-    from bench.common import app_environment, deliver
-
-    ports = {
-        stack.azurite.ports["queue"]: "queue",
-        stack.azurite.ports["table"]: "table",
-        urlsplit(stack.emulator.arm_endpoint).port: "arm",
-    }
-    seen: Counter[str] = Counter()
-
-    class Count(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            first = record.getMessage().split("\n", 1)[0]
-            if first.startswith("Request URL: "):
-                url = urlsplit(first.removeprefix("Request URL: ").strip("'\""))
-                service = ports.get(url.port, "other")
-                if service == "arm" and url.path.startswith("/msi"):
-                    service = "token"
-                seen[service] += 1
-
-    http_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
-    handler, level = Count(), http_log.level
-    with app_environment(stack):
-        fresh_state(stack)
-        deliver(json.dumps({"pools": {"batch": 2}}), "warm-up")
-        http_log.addHandler(handler)
-        http_log.setLevel(logging.INFO)
-        http_log.propagate = False  # counted, not printed
-        try:
-            for i, body in enumerate(intents(k)):
-                deliver(body, f"m-{i}")
-        finally:
-            http_log.removeHandler(handler)
-            http_log.setLevel(level)
-            http_log.propagate = True
-    return RoundTrips(k, {service: n / k for service, n in sorted(seen.items())})

@@ -1,7 +1,7 @@
 """A worker process for the throughput and memory benchmarks (started by `bench.throughput`).
 
-    python -m bench.worker app N   the function app under the local Functions host: drain the
-                                   intents queue until N messages ran
+    python -m bench.worker app N   the function app under the local Functions host (both queue
+                                   triggers): run until N intents have their final outcome
     python -m bench.worker raw N   Azurite alone: receive and delete N messages with the host's
                                    pattern (host.json batchSize per receive, deletes in a pool
                                    of as many threads), no function at all
@@ -18,31 +18,54 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_app(n: int) -> float:
+    """Seconds from the host's first poll until the n-th intent has its final outcome: each
+    intent recorded by `scale_intents` and converged by `scale_reconcile` (the reconcile queue
+    polled as the host polls it, delayed messages included)."""
+    import threading
+
     import function_app
     from local.functions_host import LocalFunctionsHost, QueueSettings
     from scaler import bootstrap
-    from scaler.settings import INTENTS_QUEUE, Settings
+    from scaler.adapters.queues import QueueMessages
+    from scaler.settings import Settings
 
+    # Final outcomes counted where the app publishes them, in this process only (reading the
+    # results queue back would add its own load to Azurite).
+    finals: set[str] = set()
+    done = threading.Event()
+    lock = threading.Lock()
+    publish = QueueMessages.publish_outcome
+
+    def counting(self: QueueMessages, outcome: dict[str, Any]) -> None:
+        publish(self, outcome)
+        if outcome.get("final"):
+            with lock:
+                finals.add(str(outcome.get("intent_id")))
+                if len(finals) >= n:
+                    done.set()
+
+    QueueMessages.publish_outcome = counting  # type: ignore[method-assign]
     settings = QueueSettings.from_host_json(REPO_ROOT / "host.json")
     bootstrap.credential().get_token(Settings.from_env().arm_scope)  # a warm worker
-    bootstrap.scale_service()
+    bootstrap.intake(), bootstrap.reconciler()
     from azure.storage.queue import QueueServiceClient
 
     with QueueServiceClient.from_connection_string(_connection_string()) as queues:
         host = LocalFunctionsHost(function_app.app, queues, settings)
         started = time.perf_counter()
-        done = 0
-        while done < n:
-            ran = host.drain(INTENTS_QUEUE)
-            done += ran
-            if not ran:
-                time.sleep(0.05)
-        elapsed = time.perf_counter() - started
+        host.start()
+        try:
+            if not done.wait(timeout=1800):  # a guard against a hang, not a measurement
+                raise RuntimeError(f"only {len(finals)} of {n} intents finished")
+            elapsed = time.perf_counter() - started
+        finally:
+            host.stop()
     bootstrap.reset()
     return elapsed
 
