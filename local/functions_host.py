@@ -1,16 +1,22 @@
 """A stand-in for the Azure Functions host, for machines without Core Tools (`func`).
 
 It drives the functions registered in `function_app.py` exactly as the host would call them:
-queue triggers poll Azurite with host.json's batch size, polling interval, visibility timeout
-and poison semantics (after `maxDequeueCount` failed deliveries the message moves to
-`<queue>-poison`); timer triggers fire on an interval.
+every queue trigger (today `scale-intents` and `scale-reconcile`) polls Azurite with host.json's
+batch size, polling interval, visibility timeout and poison semantics (after `maxDequeueCount`
+failed deliveries the message moves to `<queue>-poison`, created on first use as the host does);
+timer triggers fire on an interval. A queue name given as `%SETTING%` is read from the
+environment, as the host resolves binding expressions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage as FunctionsQueueMessage
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueMessage, QueueServiceClient
@@ -58,6 +65,35 @@ def registered_functions(app: func.FunctionApp) -> dict[str, Any]:
     return {function.get_function_name(): function for function in app.get_functions()}
 
 
+@dataclass
+class Invocation:
+    """One delivery of a queue message to its function (recorded when asked for)."""
+
+    queue: str
+    message_id: str
+    body: str
+    dequeue_count: int
+    started: float  # time.time(), comparable with the emulator's request log
+    ended: float = 0.0
+    error: str | None = None  # the exception the function raised, if it did
+    moved_to_poison: bool = False
+
+
+_SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
+
+
+def resolve_setting_expression(value: str) -> str:
+    """`%NAME%` → the app setting NAME, as the host resolves binding expressions."""
+
+    def setting(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"binding expression {match.group(0)} names no app setting")
+        return os.environ[name]
+
+    return _SETTING.sub(setting, value)
+
+
 def trigger_of(function: Any) -> dict[str, Any]:
     for raw in function.get_raw_bindings():
         binding: dict[str, Any] = json.loads(raw)
@@ -74,7 +110,10 @@ class LocalFunctionsHost:
         settings: QueueSettings,
         timer_interval_seconds: float | None = None,
         lease_seconds: int = PROCESSING_LEASE_SECONDS,
+        record_invocations: bool = False,
     ) -> None:
+        """`record_invocations`: keep every delivery in `invocations` (for tests that check what
+        each function call did; unbounded, so off by default)."""
         self._queues = queues
         self._lease_seconds = lease_seconds
         self._settings = settings
@@ -83,10 +122,22 @@ class LocalFunctionsHost:
         self._threads: list[threading.Thread] = []
         self.queue_functions: dict[str, Callable[..., Any]] = {}
         self.timer_functions: dict[str, Callable[..., Any]] = {}
+        # queue name → the function it triggers: every queue trigger is polled.
+        self.queue_triggers: dict[str, str] = {}
+        self.invocations: list[Invocation] | None = [] if record_invocations else None
+        self._invocations_lock = threading.Lock()
+        self._poison_ready: set[str] = set()
         for name, function in registered_functions(app).items():
             trigger = trigger_of(function)
             if trigger["type"] == "queueTrigger":
-                self.queue_functions[trigger["queueName"]] = function.get_user_function()
+                queue_name = resolve_setting_expression(trigger["queueName"])
+                if queue_name in self.queue_triggers:
+                    raise ValueError(
+                        f"functions {self.queue_triggers[queue_name]} and {name} both trigger "
+                        f"on queue {queue_name}: the host would compete them for messages"
+                    )
+                self.queue_triggers[queue_name] = name
+                self.queue_functions[queue_name] = function.get_user_function()
             elif trigger["type"] == "timerTrigger":
                 self.timer_functions[name] = function.get_user_function()
 
@@ -146,6 +197,12 @@ class LocalFunctionsHost:
         self, client: Any, queue_name: str, user_function: Callable[..., Any], message: QueueMessage
     ) -> None:
         body = message.content if isinstance(message.content, str) else str(message.content)
+        invocation = Invocation(
+            queue_name, str(message.id), body, int(message.dequeue_count or 1), time.time()
+        )
+        if self.invocations is not None:
+            with self._invocations_lock:
+                self.invocations.append(invocation)
         try:
             if message.dequeue_count > self._settings.max_dequeue_count:
                 raise RuntimeError("delivered more often than maxDequeueCount")
@@ -159,13 +216,16 @@ class LocalFunctionsHost:
                     pop_receipt=message.pop_receipt,
                 )
             )
-        except Exception:
+        except Exception as error:
+            invocation.ended = time.time()
+            invocation.error = f"{type(error).__name__}: {error}"[:500]
             log.exception("function for %s failed on message %s", queue_name, message.id)
             try:
-                self._after_failure(client, queue_name, message, body)
+                invocation.moved_to_poison = self._after_failure(client, queue_name, message, body)
             except Exception as error:  # storage gone: the lease expires and it comes back
                 log.warning("could not release message %s: %s", message.id, error)
             return
+        invocation.ended = time.time()
         try:
             client.delete_message(message.id, message.pop_receipt)
         except Exception as error:
@@ -173,18 +233,28 @@ class LocalFunctionsHost:
 
     def _after_failure(
         self, client: Any, queue_name: str, message: QueueMessage, body: str
-    ) -> None:
+    ) -> bool:
+        """Back on the queue after the visibility timeout, or (deliveries spent) to the poison
+        queue. Returns whether it was moved to the poison queue."""
         if message.dequeue_count >= self._settings.max_dequeue_count:
             poison = self._queues.get_queue_client(f"{queue_name}-poison")
+            if poison.queue_name not in self._poison_ready:
+                # The host creates `<queue>-poison` when it first needs it; only the intents'
+                # poison queue is created by infra/, so a failing `scale-reconcile` message
+                # would otherwise never leave its queue.
+                with contextlib.suppress(ResourceExistsError):
+                    poison.create_queue()
+                self._poison_ready.add(poison.queue_name)
             poison.send_message(body)
             client.delete_message(message.id, message.pop_receipt)
             log.error("message %s moved to %s-poison", message.id, queue_name)
-        else:
-            client.update_message(
-                message.id,
-                message.pop_receipt,
-                visibility_timeout=self._settings.visibility_timeout_seconds,
-            )
+            return True
+        client.update_message(
+            message.id,
+            message.pop_receipt,
+            visibility_timeout=self._settings.visibility_timeout_seconds,
+        )
+        return False
 
     # -- timers ------------------------------------------------------------------------------
 
