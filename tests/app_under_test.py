@@ -70,6 +70,9 @@ class App:
         deadline = time.monotonic() + timeout
         idle_since = time.monotonic()
         with self.queue(RECONCILE_QUEUE) as client:
+            # Nothing queued, not even invisible (a delayed wake-up): nothing to wait for.
+            if client.get_queue_properties().approximate_message_count == 0:
+                return 0
             while time.monotonic() < deadline:
                 messages = list(client.receive_messages(max_messages=16, visibility_timeout=60))
                 for message in messages:

@@ -26,6 +26,7 @@ from scaler.service_layer.ports import (
     MemoRecord,
     SourceRecord,
     StaleEtag,
+    Status,
     Write,
 )
 from scaler.service_layer.reconcile import Reconciler
@@ -169,6 +170,8 @@ class FakeStore:
             if where != _key(cluster):
                 continue
             if isinstance(row, SourceRecord):
+                if row.status is Status.FINAL and not row.active and row.published:
+                    continue  # a tombstone: the real store's query leaves these out too
                 records.sources[row.source.id] = row
             elif isinstance(row, MemoRecord):
                 records.memos[row.pool] = row
@@ -198,6 +201,14 @@ class FakeStore:
         for key, write in keyed:
             self.rows[key] = replace(write, version=str(next(self._versions)))
         return True
+
+    def mark_published(self, cluster: ClusterRef, intent_ids: Sequence[str]) -> None:
+        self.trips += (len(intent_ids) + 99) // 100
+        for intent_id in intent_ids:
+            key = (_key(cluster), f"source|{intent_id}")
+            row = self.rows[key]
+            assert isinstance(row, SourceRecord)
+            self.rows[key] = replace(row, published=True, version=str(next(self._versions)))
 
     def claim_ids(self, cluster: ClusterRef, ids: Sequence[str]) -> Mapping[str, str]:
         self.trips += 1

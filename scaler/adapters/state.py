@@ -66,8 +66,12 @@ class TableState:
     # -- DesiredStateStore -------------------------------------------------------------------
 
     def load(self, cluster: ClusterRef) -> ClusterRecords:
+        # Tombstones (final, published sources that ask for nothing any more) stay for
+        # redelivery detection (a point read) but are not what a reconcile needs.
         rows = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": _partition(cluster)}
+            "PartitionKey eq @pk and not (Status eq 'final' and Active eq false "
+            "and Published eq true)",
+            parameters={"pk": _partition(cluster)},
         )
         records = ClusterRecords()
         for row in rows:
@@ -107,6 +111,22 @@ class TableState:
                     return False
                 raise
         return True
+
+    def mark_published(self, cluster: ClusterRef, intent_ids: Sequence[str]) -> None:
+        merges = [
+            (
+                "update",
+                {"PartitionKey": _partition(cluster), "RowKey": _SOURCE + i, "Published": True},
+                {"mode": UpdateMode.MERGE},
+            )
+            for i in intent_ids
+        ]
+        for start in range(0, len(merges), _BATCH):
+            batch = merges[start : start + _BATCH]
+            if len(batch) == 1:
+                self._table.update_entity(batch[0][1], mode=UpdateMode.MERGE)
+            else:
+                self._table.submit_transaction(batch)
 
     def claim_ids(self, cluster: ClusterRef, ids: Sequence[str]) -> Mapping[str, str]:
         mine = cluster.short_name

@@ -137,6 +137,11 @@ class DesiredStateStore(Protocol):
         transactions as the store allows. False when another writer changed one first."""
         ...
 
+    def mark_published(self, cluster: ClusterRef, intent_ids: Sequence[str]) -> None:
+        """Flag final outcomes as published (a merge of that one property: no condition
+        needed, nothing else changes)."""
+        ...
+
     def claim_ids(self, cluster: ClusterRef, ids: Sequence[str]) -> Mapping[str, str]:
         """Claim intent ids across clusters; returns {id: other cluster} for ids that another
         cluster's intent already holds (those are refused as DuplicateId)."""

@@ -62,6 +62,9 @@ log = logging.getLogger("scaler")
 
 # Passes of step 7 per reconcile: sources that keep arriving are left to the next reconcile.
 MAX_PASSES = 3
+# How long the reconcile that recorded a final outcome has to publish it before another
+# reconcile takes it for a crash and publishes it instead.
+PUBLISH_GRACE = timedelta(seconds=30)
 # Azure queues hide a message for at most 7 days; a later wake-up is re-queued on arrival.
 MAX_WAKE_DELAY = timedelta(days=6)
 
@@ -149,26 +152,27 @@ class Reconciler:
         """`found`: the cluster's schedule and its name, when the caller has it already."""
         schedule, schedule_name = found or self._schedules.for_cluster(cluster, self._clock())
         report = Report(cluster)
-        records = self._store.load(cluster)
+        records = first = self._store.load(cluster)
         now = self._clock()
         if trigger == "intent":
             if not any(r.status is not Status.FINAL for r in records.sources.values()):
                 # Another reconcile took care of the intents that asked for this one.
                 report.skipped = "nothing pending"
-                self._publish_unpublished(cluster, records)
+                self._publish_unpublished(cluster, records, now)
                 return report
             if self._still_arriving(cluster, records, now):
                 report.skipped = "coalescing: intents are still arriving"
                 return report
         current: dict[str, PoolState] | None = None
         seen_pending: set[str] = set()
+        raced = False
         for number in range(MAX_PASSES):
             if number > 0:
                 records = self._store.load(cluster)
                 fresh = {
                     i for i, r in records.sources.items() if r.status is not Status.FINAL
                 } - seen_pending
-                if not fresh:
+                if not fresh and not raced:
                     break
                 now = self._clock()
             work = self._start(cluster, records, now)
@@ -180,7 +184,7 @@ class Reconciler:
             if current is None:
                 if not pools and not work.pending and not work.finished:
                     report.skipped = "no source or schedule asks for any pool"
-                    self._publish_unpublished(cluster, records)
+                    self._publish_unpublished(cluster, records, now)
                     return report
                 try:
                     report.reads += 1
@@ -190,13 +194,17 @@ class Reconciler:
                     return report
             work.current = current
             self._converge(cluster, work, schedule, pools, report)
-            if not self._finish(cluster, work, report, schedule, trigger, schedule_name):
-                # Another writer changed the records first: start over from a fresh read.
+            raced = not self._finish(cluster, work, report, schedule, trigger, schedule_name)
+            if raced:
+                # Another reconcile recorded first: converge again from fresh records and a
+                # fresh read of the pools, whether or not anything is still pending.
                 current = None
                 seen_pending = set()
                 continue
             current = work.current
-        self._publish_unpublished(cluster, self._store.load(cluster))
+        if raced:  # still losing after every pass: come back soon rather than give up
+            self._messages.request_reconcile(reconcile_message(cluster, "wake"), 1)
+        self._publish_unpublished(cluster, first, now)
         return report
 
     def preview(self, cluster: ClusterRef, extra: Source | None = None) -> Report:
@@ -586,8 +594,10 @@ class Reconciler:
                     else self._retry.delay(attempt, work.retry_after or None)
                 )
                 outcome = replace(outcome, retry_in_seconds=delay)
-                # Published once, on the first deferral: later retries are in the logs.
-                work.finished[intent_id] = (deferred, outcome if first else _NO_OUTCOME)
+                wrote = any(p.result is PoolResult.STARTED for p in pools)
+                # Published on the first deferral, and whenever this pass wrote one of the
+                # intent's pools (every write is in some outcome); otherwise only logged.
+                work.finished[intent_id] = (deferred, outcome if first or wrote else _NO_OUTCOME)
                 continue
             active = record.active and record.source.kind is not SourceKind.RELEASE
             if overall is Overall.SUPERSEDED and self._replaced_by_newer_intent(work, record):
@@ -652,26 +662,48 @@ class Reconciler:
             ),
         )
 
-    def _schedule_outcome(
-        self, cluster: ClusterRef, work: _Pass, trigger: str, schedule_name: str
+    def _unreported_outcome(
+        self,
+        cluster: ClusterRef,
+        work: _Pass,
+        trigger: str,
+        schedule_name: str,
+        problem: Problem | None = None,
     ) -> Outcome | None:
-        """The schedule's own outcome: only when it changed a pool or failed to."""
+        """Every write is in some outcome. Pools that no intent's outcome of this pass reports
+        (the schedule decided, a hold or lease ended, a lease's baseline came back, a pool had
+        drifted from an earlier intent's state) get one of their own, when something changed
+        or failed. Schedule-only: `source` "timer" (or "schedule" from a wake-up)."""
+        reported = {
+            pool.pool
+            for record, outcome in work.finished.values()
+            if outcome is not _NO_OUTCOME
+            for pool in outcome.pools
+            if pool.result is not PoolResult.SUPERSEDED
+        }
         pools = tuple(
-            work.results[name]
-            for name, resolution in work.resolutions.items()
-            if resolution.why.source in ("schedule", "baseline") and name in work.results
+            result
+            for name, result in work.results.items()
+            if name not in reported and result.result is not PoolResult.UNCHANGED
         )
-        if not any(p.result is not PoolResult.UNCHANGED for p in pools):
+        if not pools:
             return None
-        overall = overall_of(pools)
+        deciders = {
+            work.resolutions[p.pool].why.source for p in pools if p.pool in work.resolutions
+        }
+        by_schedule = deciders == {"schedule"} and problem is None
+        kind = "schedule" if by_schedule else "reconcile"
         return Outcome(
-            intent_id=f"schedule-{work.now:%Y%m%dT%H%M%SZ}-{cluster.resource_group}-{cluster.name}",
-            outcome=overall,
+            intent_id=f"{kind}-{work.now:%Y%m%dT%H%M%SZ}-{cluster.resource_group}-{cluster.name}",
+            outcome=overall_of(pools),
             at=work.now,
-            source="timer" if trigger == "timer" else "schedule",
+            source=("timer" if trigger == "timer" else "schedule") if by_schedule else "reconcile",
             cluster_id=cluster.resource_id,
             pools=pools,
-            reason=f"schedule {schedule_name}",
+            problem=problem,
+            reason=f"schedule {schedule_name}"
+            if by_schedule
+            else "converging the cluster to its recorded sources",
         )
 
     def _finish(
@@ -705,12 +737,23 @@ class Reconciler:
         if marker != work.records.marker:
             writes.append(marker)
         if writes and not self._store.commit(cluster, writes):
+            # Another reconcile recorded first, perhaps from newer sources: what this pass
+            # wrote is reported here, and the caller converges again from a fresh read.
             log.info("reconcile of %s raced another writer; reading again", cluster.short_name)
+            work.finished.clear()
+            raced = Problem(
+                "RaceLost",
+                "another reconcile of this cluster recorded its outcomes first; these writes "
+                "were planned from older records and the cluster is converged again",
+            )
+            lost = self._unreported_outcome(cluster, work, trigger, schedule_name, raced)
+            if lost is not None:
+                self._publish(lost, report)
             return False
-        schedule_outcome = self._schedule_outcome(cluster, work, trigger, schedule_name)
-        if schedule_outcome is not None:
-            to_publish.append(bounded(schedule_outcome.to_json()))
-            report.outcomes.append(schedule_outcome)
+        unreported = self._unreported_outcome(cluster, work, trigger, schedule_name)
+        if unreported is not None:
+            to_publish.append(bounded(unreported.to_json()))
+            report.outcomes.append(unreported)
         for document in to_publish:
             log_outcome(document)
             self._messages.publish_outcome(document)
@@ -723,29 +766,37 @@ class Reconciler:
             self._mark_published(cluster, published)
         return True
 
-    def _mark_published(self, cluster: ClusterRef, records: list[SourceRecord]) -> None:
-        fresh = self._store.load(cluster).sources
-        writes: list[Write] = []
-        for record in records:
-            stored = fresh.get(record.source.id)
-            if stored is not None and stored.status is Status.FINAL and not stored.published:
-                writes.append(replace(stored, published=True))
-        if writes:
-            self._store.commit(cluster, writes)  # lost race: the next reconcile republishes
+    def _publish(self, outcome: Outcome, report: Report) -> None:
+        document = bounded(outcome.to_json())
+        log_outcome(document)
+        self._messages.publish_outcome(document)
+        report.outcomes.append(outcome)
 
-    def _publish_unpublished(self, cluster: ClusterRef, records: ClusterRecords) -> None:
+    def _mark_published(self, cluster: ClusterRef, records: list[SourceRecord]) -> None:
+        self._store.mark_published(cluster, [r.source.id for r in records])
+
+    def _publish_unpublished(
+        self, cluster: ClusterRef, records: ClusterRecords, now: datetime
+    ) -> None:
         """A crash between recording a final outcome and publishing it: publish it now (the
-        same document, so consumers dedupe on outcome_id)."""
+        same document, so consumers dedupe on outcome_id). Only once the outcome is older than
+        PUBLISH_GRACE: a younger one is being published by the reconcile that recorded it, and
+        publishing it here too would send it twice; for those, come back after the grace."""
         waiting = [
             r
             for r in records.sources.values()
             if r.status is Status.FINAL and not r.published and r.outcome is not None
         ]
-        for record in waiting:
+        due = [r for r in waiting if _recorded_at(r) <= now - PUBLISH_GRACE]
+        for record in due:
             assert record.outcome is not None
+            log_outcome(record.outcome)
             self._messages.publish_outcome(record.outcome)
-        if waiting:
-            self._store.commit(cluster, [replace(r, published=True) for r in waiting])
+        if due:
+            self._mark_published(cluster, due)
+        if len(due) < len(waiting):
+            delay = int(PUBLISH_GRACE.total_seconds()) + 1
+            self._messages.request_reconcile(reconcile_message(cluster, "wake"), delay)
 
     def _next_wake(self, cluster: ClusterRef, work: _Pass) -> Marker:
         marker = work.records.marker
@@ -835,6 +886,13 @@ def _failed(plan: PoolPlan, resolution: Resolution, error: GatewayError) -> Pool
     result = PoolResult.DEFERRED if error.transient else PoolResult.FAILED
     problem = Problem(error.code, error.message, retry_after=error.retry_after)
     return replace(_pool_outcome(plan, resolution), result=result, problem=problem)
+
+
+def _recorded_at(record: SourceRecord) -> datetime:
+    try:
+        return datetime.fromisoformat(str((record.outcome or {}).get("at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=record.source.accepted_at.tzinfo)
 
 
 def _iso(moment: datetime | None) -> str:

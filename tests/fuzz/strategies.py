@@ -106,7 +106,7 @@ def valid_intents(
         "expires_at": timestamps(now, timedelta(seconds=1), timedelta(days=365)),
         "dry_run": st.booleans(),
         "reason": st.one_of(st.none(), st.text(max_size=MAX_REASON_CHARS)),
-        RETRY_FIELD: st.integers(1, 50).map(lambda a: {"attempt": a}),
+        RETRY_FIELD: st.integers(1, defaults.max_attempts).map(lambda a: {"attempt": a}),
     }
     if with_id:
         optional["id"] = st.from_regex(ID, fullmatch=True)
@@ -228,10 +228,13 @@ def broken_intents(
         doc[RETRY_FIELD] = draw(
             st.one_of(
                 st.integers(max_value=0).map(lambda a: {"attempt": a}),
-                st.sampled_from([{}, {"attempt": True}, {"attempt": 1.5}, [], "2", None]),
+                st.integers(min_value=DEFAULTS.max_attempts + 1).map(lambda a: {"attempt": a}),
+                st.sampled_from(
+                    [{}, {"attempt": True}, {"attempt": 1.5}, {"attempt": 1, "x": 1}, [], "2", None]
+                ),
             )
         )
-        return doc, f"{RETRY_FIELD}.attempt"
+        return doc, RETRY_FIELD
     patterns = {
         "bad_id": ("id", r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"),
         "bad_cluster": ("cluster", r"[A-Za-z0-9]([-_A-Za-z0-9]{0,61}[A-Za-z0-9])?"),

@@ -103,7 +103,12 @@ def test_a_short_hold_is_applied_after_a_transient_failure(
 
 def test_an_id_cannot_be_taken_over_by_a_dry_run_or_another_cluster(app: App) -> None:
     send(app, {"id": "shared", "pools": {"batch": 5}, "dry_run": True}, "m-dry")
-    forbidden = {"id": "shared", "resource_group": "rg-other", "cluster": "aks-x", "pools": {"batch": 5}}
+    forbidden = {
+        "id": "shared",
+        "resource_group": "rg-other",
+        "cluster": "aks-x",
+        "pools": {"batch": 5},
+    }
     send(app, forbidden, "m-forbidden")
     (dry, forbidden) = app.take("scale-results", timeout=2, count=2)
     assert dry["outcome"] == "dry_run"

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.pools import PoolState
 from tests.fakes import CLUSTER, Harness, pool
@@ -50,30 +48,12 @@ def race() -> Harness:
     return h
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Reconciler.reconcile (scaler/service_layer/reconcile.py:193-197, then 168-172, at "
-        "33d4929) writes ARM from the records it loaded; when its commit then loses to another "
-        "reconcile (_finish returns False) it reloads, finds nothing pending (`fresh` is empty) "
-        "and breaks out of the loop, leaving its write of a superseded state in place with no "
-        "reconcile queued"
-    ),
-)
 def test_the_pool_ends_in_the_newest_state_when_two_reconciles_race() -> None:
     h = race()
     assert h.outcome("b")["outcome"] == "applied"
     assert h.clusters.state("batch").count == 7, "b is the newest intent and says applied"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Reconciler.reconcile (scaler/service_layer/reconcile.py:193-197 at 33d4929): when "
-        "_finish loses the commit race, the pass's results (its `started` writes) are dropped, "
-        "so the write it made is reported by no outcome"
-    ),
-)
 def test_every_accepted_write_of_a_racing_reconcile_is_reported() -> None:
     h = race()
     written = [name for name, _ in h.clusters.writes]

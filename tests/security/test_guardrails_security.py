@@ -28,7 +28,13 @@ from local.azurite import DEV_KEY
 from local.functions_host import LocalFunctionsHost, QueueSettings
 from scaler import bootstrap
 from scaler.domain.intents import MAX_MESSAGE_BYTES
-from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RESULTS_QUEUE, Settings
+from scaler.settings import (
+    INTENTS_QUEUE,
+    POISON_QUEUE,
+    RECONCILE_QUEUE,
+    RESULTS_QUEUE,
+    Settings,
+)
 from tests.app_under_test import App
 
 pytestmark = pytest.mark.integration
@@ -43,6 +49,7 @@ def arm_writes(app: App) -> list[dict[str, Any]]:
 def rejected_without_arm(app: App, body: str | bytes) -> dict[str, Any]:
     """Deliver; expect one final `rejected` outcome and not a single Resource Manager request."""
     app.deliver(body)
+    app.settle()
     outcome = app.only_result()
     assert outcome["outcome"] == "rejected" and outcome["final"] is True, outcome
     assert app.arm_requests() == []
@@ -52,6 +59,7 @@ def rejected_without_arm(app: App, body: str | bytes) -> dict[str, Any]:
 def refused_after_one_read(app: App, body: str) -> dict[str, Any]:
     """Deliver; expect `rejected` after exactly one read of the pools and no write."""
     app.deliver(body)
+    app.settle()
     outcome = app.only_result()
     assert outcome["outcome"] == "rejected" and outcome["final"] is True, outcome
     assert arm_writes(app) == []
@@ -150,6 +158,7 @@ def test_the_allowlist_is_case_insensitive_like_arm_and_still_lets_the_right_clu
     """The control case: the refusals above are not the app refusing everything."""
     settings_override(SCALER_ALLOWED_CLUSTERS="rg-demo/aks-demo")
     app.deliver(intent({"batch": 3}, resource_group="RG-Demo", cluster="AKS-DEMO"))
+    app.settle()
     assert app.only_result()["outcome"] == "applied"
     assert len(arm_writes(app)) == 1 and app.pool("batch")["count"] == 3
 
@@ -298,8 +307,9 @@ def _expired_cases() -> list[tuple[str, dict[str, Any]]]:
         (
             "expires-before-issued",
             {
-                "issued_at": iso(now + timedelta(hours=2)),
-                "expires_at": iso(now + timedelta(hours=1)),
+                # Within SCALER_MAX_CLOCK_SKEW, so expires_at is the field refused.
+                "issued_at": iso(now + timedelta(minutes=4)),
+                "expires_at": iso(now + timedelta(minutes=3)),
             },
         ),
     ]
@@ -356,6 +366,7 @@ def test_oversized_messages_are_refused_before_any_request(app: App, body: str |
 def test_a_message_of_exactly_64_kib_is_still_processed(app: App) -> None:
     """The control case for the limit: it is the queue's, not an arbitrary smaller one."""
     app.deliver(padded({"pools": {"batch": 3}}, MAX_MESSAGE_BYTES))
+    app.settle()
     assert app.only_result()["outcome"] == "applied"
 
 
@@ -461,6 +472,7 @@ def test_no_secret_in_any_log_record_or_outcome(
         finals = 0
         while finals < expected_finals and time.monotonic() < deadline:
             host.drain(INTENTS_QUEUE)
+            host.drain(RECONCILE_QUEUE)
             for message in results_queue.receive_messages(max_messages=32):
                 results.append(message.content)
                 results_queue.delete_message(message)
