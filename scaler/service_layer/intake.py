@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, intent_id_of, parse_intent
-from scaler.domain.outcomes import Outcome, Overall, Problem, bounded
+from scaler.domain.outcomes import Outcome, Overall, Problem
 from scaler.domain.sources import SourceKind, source_of
 from scaler.service_layer.ports import Clock, DesiredStateStore, MessageGateway, SourceRecord
-from scaler.service_layer.reconcile import Reconciler, Report, log_outcome, reconcile_message
+from scaler.service_layer.reconcile import Reconciler, Report, publish, reconcile_message
 from scaler.settings import Settings
 
 log = logging.getLogger("scaler")
@@ -191,10 +191,7 @@ class Intake:
         return self._publish(outcome)
 
     def _publish(self, outcome: Outcome) -> Outcome:
-        document = bounded(outcome.to_json())
-        log_outcome(document)
-        self._messages.publish_outcome(document)
-        return outcome
+        return publish(self._messages, outcome)
 
     def _request_reconcile(self, cluster: ClusterRef, now: datetime) -> None:
         delay = self._settings.coalesce_seconds

@@ -402,9 +402,7 @@ class Reconciler:
             plan = work.plans[name]
             resolution = work.resolutions[name]
             if not plan.needs_write:
-                work.results[name] = _pool_outcome(plan, resolution)
-                if plan.refusal is not None and plan.refusal.transient:
-                    self._busy(work, name)
+                self._no_write(work, name, plan)
                 continue
             try:
                 after = self._write(cluster, plan, report)
@@ -429,9 +427,7 @@ class Reconciler:
                 )
                 work.plans[name] = plan
                 if not plan.needs_write:
-                    work.results[name] = _pool_outcome(plan, resolution)
-                    if plan.refusal is not None and plan.refusal.transient:
-                        self._busy(work, name)
+                    self._no_write(work, name, plan)
                     continue
                 try:
                     after = self._write(cluster, plan, report)
@@ -447,6 +443,12 @@ class Reconciler:
             work.memos[name] = replace(memo, last_write_at=work.now)
             # An operation now runs on the pool: sources that arrive meanwhile wait for it.
         self._remember(work)
+
+    def _no_write(self, work: _Pass, name: str, plan: PoolPlan) -> None:
+        """Already as resolved, refused, or busy (then: come back when it should be done)."""
+        work.results[name] = _pool_outcome(plan, work.resolutions[name])
+        if plan.refusal is not None and plan.refusal.transient:
+            self._busy(work, name)
 
     def _write(self, cluster: ClusterRef, plan: PoolPlan, report: Report) -> PoolState:
         report.writes += 1
@@ -767,10 +769,7 @@ class Reconciler:
         return True
 
     def _publish(self, outcome: Outcome, report: Report) -> None:
-        document = bounded(outcome.to_json())
-        log_outcome(document)
-        self._messages.publish_outcome(document)
-        report.outcomes.append(outcome)
+        report.outcomes.append(publish(self._messages, outcome))
 
     def _mark_published(self, cluster: ClusterRef, records: list[SourceRecord]) -> None:
         self._store.mark_published(cluster, [r.source.id for r in records])
@@ -844,6 +843,15 @@ class Reconciler:
 
 
 _NO_OUTCOME = Outcome("", Overall.UNCHANGED, datetime.min, "")  # a record change, no message
+
+
+def publish(messages: MessageGateway, outcome: Outcome) -> Outcome:
+    """Log an outcome and put it on `scale-results`, cut to fit (the one way every use case
+    publishes one)."""
+    document = bounded(outcome.to_json())
+    log_outcome(document)
+    messages.publish_outcome(document)
+    return outcome
 
 
 def log_outcome(document: Mapping[str, Any]) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from scaler.domain.clusters import ClusterRef
 from scaler.domain.errors import InvalidInput
-from scaler.domain.outcomes import Outcome, Overall, Problem, bounded
+from scaler.domain.outcomes import Outcome, Overall, Problem
 from scaler.service_layer.intake import cluster_refusal
 from scaler.service_layer.ports import Clock, MessageGateway
-from scaler.service_layer.reconcile import Reconciler, log_outcome
+from scaler.service_layer.reconcile import Reconciler, publish
 from scaler.service_layer.schedules import Schedules
 from scaler.settings import Settings
 
@@ -53,48 +54,35 @@ class ScheduleTick:
         outcomes: list[Outcome] = []
         for entry in schedule.clusters:
             cluster = self._schedules.cluster_ref(entry)
+
+            def about(cluster: ClusterRef, overall: Overall, problem: Problem) -> Outcome:
+                return self._publish(
+                    Outcome(
+                        f"{run_id}-{cluster.resource_group}-{cluster.name}",
+                        overall,
+                        now,
+                        "timer",
+                        cluster_id=cluster.resource_id,
+                        problem=problem,
+                    )
+                )
+
             refusal = cluster_refusal(self._settings, cluster)
             if refusal is not None:
-                refused = Outcome(
-                    f"{run_id}-{cluster.resource_group}-{cluster.name}",
-                    Overall.REJECTED,
-                    now,
-                    "timer",
-                    cluster_id=cluster.resource_id,
-                    problem=refusal,
-                )
-                outcomes.append(self._publish(refused))
+                outcomes.append(about(cluster, Overall.REJECTED, refusal))
                 continue
             try:
                 report = self._reconciler.reconcile(cluster, "timer", (entry, name))
             except Exception as error:  # one broken cluster must not stop the others
                 log.exception("schedule run %s failed for %s", run_id, cluster.short_name)
                 problem = Problem("ScheduleRunFailed", f"{type(error).__name__}: {error}")
-                failed = Outcome(
-                    f"{run_id}-{cluster.resource_group}-{cluster.name}",
-                    Overall.DEFERRED,
-                    now,
-                    "timer",
-                    cluster_id=cluster.resource_id,
-                    problem=problem,
-                )
-                outcomes.append(self._publish(failed))
+                outcomes.append(about(cluster, Overall.DEFERRED, problem))
                 continue
             if report.problem is not None:
-                unread = Outcome(
-                    f"{run_id}-{cluster.resource_group}-{cluster.name}",
-                    Overall.DEFERRED if report.retrying else Overall.REJECTED,
-                    now,
-                    "timer",
-                    cluster_id=cluster.resource_id,
-                    problem=report.problem,
-                )
-                outcomes.append(self._publish(unread))
+                overall = Overall.DEFERRED if report.retrying else Overall.REJECTED
+                outcomes.append(about(cluster, overall, report.problem))
             outcomes.extend(o for o in report.outcomes if o.source == "timer")
         return outcomes
 
     def _publish(self, outcome: Outcome) -> Outcome:
-        document = bounded(outcome.to_json())
-        log_outcome(document)
-        self._messages.publish_outcome(document)
-        return outcome
+        return publish(self._messages, outcome)
