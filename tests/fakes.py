@@ -242,6 +242,7 @@ class FakeMessages:
     published: list[dict[str, Any]] = field(default_factory=list)
     reconciles: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
     parked: list[dict[str, Any]] = field(default_factory=list)
+    retried: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
     trips: int = 0
 
     def publish_outcome(self, outcome: dict[str, Any]) -> None:
@@ -252,6 +253,10 @@ class FakeMessages:
     def request_reconcile(self, request: dict[str, Any], delay_seconds: int) -> None:
         self.trips += 1
         self.reconciles.append((self.clock() + timedelta(seconds=delay_seconds), request))
+
+    def retry_intent(self, message: dict[str, Any], delay_seconds: int) -> None:
+        self.trips += 1
+        self.retried.append((self.clock() + timedelta(seconds=delay_seconds), message))
 
     def park(self, message: dict[str, Any]) -> None:
         self.trips += 1

@@ -91,6 +91,8 @@ class Intent:
     release: str | None = None
     # The id came from the queue message, not the producer (redeliveries share it).
     id_from_message: bool = False
+    # Which try of a dry run this is (`_retry`, set when the app re-enqueues it).
+    attempt: int = 1
 
     def to_message(self) -> dict[str, Any]:
         """The intent as a queue message: what `send` enqueues and what a retry re-enqueues."""
@@ -116,6 +118,8 @@ class Intent:
         if self.release is not None:
             message["release"] = self.release
             del message["pools"]
+        if self.attempt > 1:
+            message[RETRY_FIELD] = {"attempt": self.attempt}
         return message
 
 
@@ -175,7 +179,7 @@ def intent_from_json(
     if lease is not None and not intent_id:
         raise InvalidInput("id", "a lease needs an id: it is the lease id, to renew or release it")
 
-    _check_retry(document, defaults.max_attempts)
+    attempt = _check_retry(document, defaults.max_attempts)
     return Intent(
         id=intent_id,
         cluster=cluster,
@@ -188,6 +192,7 @@ def intent_from_json(
         lease_until=now + lease if lease is not None else None,
         lease=lease,
         release=release,
+        attempt=attempt,
     )
 
 
@@ -334,12 +339,12 @@ def _reason(document: Mapping[str, Any]) -> str | None:
     return value
 
 
-def _check_retry(document: Mapping[str, Any], max_attempts: int) -> None:
-    """`_retry` was set by earlier versions of the app when they re-enqueued an intent; copies
-    may still be queued during an upgrade. Producers must not set it. Checked as strictly as
-    every other field, and otherwise ignored: retries now belong to the reconcile."""
+def _check_retry(document: Mapping[str, Any], max_attempts: int) -> int:
+    """`_retry` is set by the app when it re-enqueues a dry run that met a transient failure
+    (everything else is retried by the reconcile). Producers must not set it; it is checked as
+    strictly as every other field."""
     if RETRY_FIELD not in document:
-        return
+        return 1
     retry = document[RETRY_FIELD]
     if not isinstance(retry, Mapping) or set(retry) != {"attempt"}:
         raise InvalidInput(RETRY_FIELD, 'is reserved; the only form is {"attempt": N}')
@@ -349,6 +354,7 @@ def _check_retry(document: Mapping[str, Any], max_attempts: int) -> None:
             f"{RETRY_FIELD}.attempt",
             f"must be a whole number from 1 to {max_attempts} (SCALER_MAX_ATTEMPTS)",
         )
+    return int(attempt)
 
 
 def _lease(document: Mapping[str, Any], maximum: timedelta) -> timedelta | None:

@@ -25,9 +25,14 @@ from scaler.domain.outcomes import Outcome, Overall, Problem
 from scaler.domain.sources import SourceKind, source_of
 from scaler.service_layer.ports import Clock, DesiredStateStore, MessageGateway, SourceRecord
 from scaler.service_layer.reconcile import Reconciler, Report, publish, reconcile_message
+from scaler.service_layer.retry import RetryPolicy
 from scaler.settings import Settings
 
 log = logging.getLogger("scaler")
+
+
+def _problem_text(problem: Problem | None) -> str:
+    return f"{problem.code}: {problem.message}" if problem else "unknown"
 
 
 def cluster_refusal(settings: Settings, cluster: ClusterRef) -> Problem | None:
@@ -57,6 +62,7 @@ class Intake:
         self._reconciler = reconciler
         self._clock = clock
         self._defaults = settings.intent_defaults()
+        self._retry = RetryPolicy.from_settings(settings)
         # cluster → when the reconcile this process queued becomes visible. Until then a new
         # source needs no message of its own: that reconcile reads the store after it.
         self._queued: dict[ClusterRef, datetime] = {}
@@ -145,7 +151,25 @@ class Intake:
         return self._refuse(intent.id, record.message_id, problem, now, intent.cluster)
 
     def _dry_run(self, intent: Intent, message_id: str, now: datetime) -> Outcome:
-        return self._publish(replace(self.preview(intent), message_id=message_id, at=now))
+        outcome = replace(
+            self.preview(intent), message_id=message_id, at=now, attempt=intent.attempt
+        )
+        if outcome.outcome is Overall.DEFERRED:
+            # A dry run records nothing for a reconcile to retry: it goes back on the queue.
+            if intent.attempt >= self._settings.max_attempts:
+                self._messages.park(intent.to_message())
+                problem = Problem(
+                    "RetriesExhausted",
+                    f"gave up after {intent.attempt} attempts and parked the intent in the "
+                    f"poison queue; last error {_problem_text(outcome.problem)}",
+                )
+                return self._publish(replace(outcome, outcome=Overall.POISONED, problem=problem))
+            retry_after = outcome.problem.retry_after if outcome.problem else None
+            retry = self._retry.delay(intent.attempt, retry_after)
+            again = replace(intent, attempt=intent.attempt + 1)
+            self._messages.retry_intent(again.to_message(), retry)
+            outcome = replace(outcome, retry_in_seconds=retry)
+        return self._publish(outcome)
 
     def preview(self, intent: Intent) -> Outcome:
         """The dry-run outcome of `intent`: what it would change now, resolved with every

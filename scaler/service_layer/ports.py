@@ -58,6 +58,11 @@ class MessageGateway(Protocol):
         """Queue a reconcile of one cluster, invisible for `delay_seconds`."""
         ...
 
+    def retry_intent(self, message: dict[str, Any], delay_seconds: int) -> None:
+        """Put an intent back on `scale-intents`, invisible for `delay_seconds` (dry runs only:
+        they record nothing a reconcile could retry)."""
+        ...
+
     def park(self, message: dict[str, Any]) -> None:
         """Move an intent whose retries are spent to the poison queue."""
         ...

@@ -829,7 +829,9 @@ class Reconciler:
         else:
             for record in list(work.pending.values()):
                 self._reject(work, record, problem)
-        self._finish(cluster, work, report, None, "wake", "")
+        if not self._finish(cluster, work, report, None, "wake", ""):
+            # Another reconcile recorded first; make sure someone looks again.
+            self._messages.request_reconcile(reconcile_message(cluster, "wake"), 1)
 
     def _defer_all(self, work: _Pass, problem: Problem) -> None:
         for name in {n for r in work.pending.values() for n in r.source.pools}:

@@ -309,3 +309,18 @@ def test_the_schedule_converges_through_the_same_reconcile(enforce: str) -> None
     h.clock.advance(600)
     assert h.tick.run() == []
     assert len(h.clusters.writes) == 1
+
+
+def test_a_dry_run_that_meets_a_transient_failure_comes_back_then_is_parked() -> None:
+    h = demo(SCALER_MAX_ATTEMPTS=2)
+    h.clusters.fail_reads.extend(
+        [GatewayError("InternalServerError", "500", transient=True) for _ in range(2)]
+    )
+    h.send({"id": "dry", "pools": {"batch": 5}, "dry_run": True})
+    assert [o["outcome"] for o in h.messages.published] == ["deferred"]
+    ((_, again),) = h.messages.retried
+    assert again["_retry"] == {"attempt": 2} and again["dry_run"] is True
+    h.send(again)
+    assert [o["outcome"] for o in h.messages.published] == ["deferred", "poisoned"]
+    assert h.messages.parked[0]["id"] == "dry"
+    assert h.clusters.writes == []
