@@ -241,13 +241,22 @@ def _plan_table(out: Console, document: dict[str, Any]) -> None:
         _print_error(out, document)
         return
     table = Table()
-    for column in ("pool", "now", "requested", "action", "result"):
+    for column in ("pool", "now", "requested", "desired", "why", "action", "result"):
         table.add_column(column)
     for pool in document["pools"]:
         before = pool["before"] or {}
         now = describe_pool(before) if before else "-"
         note = pool["outcome"] + (f": {pool['error']['message']}" if pool["error"] else "")
-        table.add_row(pool["pool"], now, json.dumps(pool["requested"]), pool["action"], note)
+        desired = json.dumps(pool["desired"]) if pool.get("desired") else "-"
+        table.add_row(
+            pool["pool"],
+            now,
+            json.dumps(pool["requested"]),
+            desired,
+            describe_why(pool.get("why")),
+            pool["action"],
+            note,
+        )
     out.print(table, markup=False)
     _print_error(out, document)
 
@@ -257,6 +266,18 @@ def _print_error(out: Console, document: dict[str, Any]) -> None:
         error = document["error"]
         text = f"{error['code']}: {error['message']}"
         out.print(text, markup=False, style="red", soft_wrap=True)
+
+
+def describe_why(why: dict[str, Any] | None) -> str:
+    """Who decides a pool, until when, and the leases that raise it: `plan`'s why column."""
+    if not why:
+        return "-"
+    text = str(why.get("detail", why.get("source", "")))
+    if why.get("until"):
+        text += f" until {why['until']}"
+    for lease in why.get("leases") or []:
+        text += f"; lease {lease['id']}: {lease['count']} until {lease['until']}"
+    return text
 
 
 def describe_pool(before: dict[str, Any]) -> str:

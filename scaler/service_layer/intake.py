@@ -105,7 +105,9 @@ class Intake:
     def plan(self, intent: Intent) -> Report:
         """What the intent would change now, with every other source (the CLI's `plan`)."""
         now = self._clock()
-        hypothetical = replace(intent, id=intent.id or "plan", issued_at=intent.issued_at or now)
+        hypothetical = replace(
+            intent, id=intent.id or "this-intent", issued_at=intent.issued_at or now
+        )
         source = source_of(hypothetical, now)
         return self._reconciler.preview(intent.cluster, source)
 

@@ -581,7 +581,7 @@ class Reconciler:
                 overall = Overall.UNCHANGED  # the lease is gone; other sources decide: done
             outcome = self._outcome(work, record, overall, pools)
             if overall is Overall.DEFERRED:
-                attempt = record.attempt + 1
+                attempt = record.attempt + (1 if self._retry_is_due(work) else 0)
                 if attempt >= self._settings.max_attempts:
                     self._poison(work, record, outcome)
                     continue
@@ -606,6 +606,13 @@ class Reconciler:
                 active = False  # newer intents won every pool: this one never decides again
             done = replace(record, status=Status.FINAL, active=active)
             work.finished[intent_id] = (done, outcome)
+
+    def _retry_is_due(self, work: _Pass) -> bool:
+        """Does a deferral now spend one of the retry budget's attempts? Not while an earlier
+        retry of this cluster is still queued: concurrent reconciles (a burst, wake-ups) must
+        not spend in seconds the budget meant to cover SCALER_RETRY_MAX_SECONDS and more."""
+        queued = work.records.marker.next_wake_at
+        return queued is None or work.now >= queued - timedelta(seconds=1)
 
     def _replaced_by_newer_intent(self, work: _Pass, record: SourceRecord) -> bool:
         if record.source.kind is not SourceKind.INTENT:

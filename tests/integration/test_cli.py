@@ -318,14 +318,33 @@ def test_plan_table_keeps_the_resource_id_whole(
     assert capsys.readouterr().out == (
         f"/subscriptions/{SUB}/resourceGroups/rg-demo/providers/"
         "Microsoft.ContainerService/managedClusters/aks-demo: dry_run\n"
-        "┏━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━┓\n"
-        "┃ pool  ┃ now                     ┃ requested             ┃ action ┃ result       ┃\n"
-        "┡━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━┩\n"
-        '│ batch │ 2 nodes                 │ {"count": 9}          │ scale  │ would_change │\n'
-        '│ web   │ autoscale 2-10, 4 nodes │ {"min": 2, "max": 10} │ none   │ unchanged    │\n'
-        '│ gpu   │ stopped                 │ {"power": "Stopped"}  │ none   │ unchanged    │\n'
-        "└───────┴─────────────────────────┴───────────────────────┴────────┴──────────────┘\n"
+        "┏━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━┓\n"
+        "┃ pool  ┃ now                     ┃ requested             ┃ desired               ┃ why                ┃ action ┃ result       ┃\n"
+        "┡━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━┩\n"
+        '│ batch │ 2 nodes                 │ {"count": 9}          │ {"count": 9}          │ intent this-intent │ scale  │ would_change │\n'
+        '│ web   │ autoscale 2-10, 4 nodes │ {"min": 2, "max": 10} │ {"min": 2, "max": 10} │ intent this-intent │ none   │ unchanged    │\n'
+        '│ gpu   │ stopped                 │ {"power": "Stopped"}  │ {"power": "Stopped"}  │ intent this-intent │ none   │ unchanged    │\n'
+        "└───────┴─────────────────────────┴───────────────────────┴───────────────────────┴────────────────────┴────────┴──────────────┘\n"
     )
+
+
+def test_plan_shows_what_leases_make_of_a_pool(
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app.deliver(json.dumps({"id": "pipeline-a", "pools": {"batch": 4}, "lease": "PT2H"}))
+    app.settle()
+    app.results()
+    path = write(tmp_path, '{"id": "pipeline-b", "pools": {"batch": 3}, "lease": "PT1H"}')
+    assert main(["plan", "--json", path]) == 0
+    (batch,) = json.loads(capsys.readouterr().out)["pools"]
+    # 2 nodes before the first lease; leases of 4 and 3 add up to at least 7.
+    assert batch["desired"] == {"count": 7}
+    assert {lease["id"]: lease["count"] for lease in batch["why"]["leases"]} == {
+        "pipeline-a": 4,
+        "pipeline-b": 3,
+    }
+    assert main(["plan", path]) == 0
+    assert "lease pipeline-a: 4 until" in capsys.readouterr().out
 
 
 def test_plan_of_a_refused_intent_exits_1(
