@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import isodate
@@ -16,6 +16,7 @@ import isodate
 from scaler.domain.clusters import ClusterRef, is_allowed
 from scaler.domain.intents import IntentDefaults
 from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
+from scaler.domain.tags import TagRules
 
 # Queue names are part of the contract with producers and with infra/, so they are fixed.
 INTENTS_QUEUE = "scale-intents"
@@ -109,6 +110,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "that long after the write that started it.",
     ),
     SettingSpec(
+        "SCALER_EXCLUDE_TAG",
+        "scaler=off",
+        "`name=value` of the agent-pool tag that keeps the scaler off a pool entirely.",
+    ),
+    SettingSpec(
+        "SCALER_PROFILE_TAG",
+        "scaler-schedule",
+        "Name of the agent-pool tag whose value picks a profile of the schedule file.",
+    ),
+    SettingSpec(
         "SCALER_TIMER_SCHEDULE",
         "0 */5 * * * *",
         "NCRONTAB of the schedule timer (read by the Functions host).",
@@ -149,6 +160,7 @@ class Settings:
     coalesce_seconds: float = 2.0
     coalesce_max_seconds: float = 30.0
     operation_seconds: float = 120.0
+    tag_rules: TagRules = field(default_factory=TagRules)
 
     @property
     def default_cluster(self) -> ClusterRef | None:
@@ -254,7 +266,17 @@ class Settings:
             coalesce_seconds=seconds("SCALER_COALESCE_SECONDS"),
             coalesce_max_seconds=seconds("SCALER_COALESCE_MAX_SECONDS"),
             operation_seconds=seconds("SCALER_OPERATION_SECONDS"),
+            tag_rules=_tag_rules(text("SCALER_EXCLUDE_TAG"), text("SCALER_PROFILE_TAG")),
         )
+
+
+def _tag_rules(exclude: str, profile: str) -> TagRules:
+    name, equals, value = exclude.partition("=")
+    if not (name.strip() and equals and value.strip()):
+        raise SettingsError(f"SCALER_EXCLUDE_TAG must look like name=value, not {exclude!r}")
+    if not profile:
+        raise SettingsError("SCALER_PROFILE_TAG must name a tag")
+    return TagRules.parse(exclude, profile)
 
 
 def _blob_name(value: str) -> str:

@@ -39,6 +39,7 @@ class PoolResult(StrEnum):
     # Another pool of the intent was refused, so nothing was written.
     NOT_ATTEMPTED = "not_attempted"
     SUPERSEDED = "superseded"  # another source decides this pool (see `why`)
+    EXCLUDED = "excluded"  # the pool's owner opted it out by tag: never written
 
 
 @dataclass(frozen=True)

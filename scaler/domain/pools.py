@@ -69,6 +69,8 @@ class PoolState:
     provisioning_state: str
     etag: str | None
     spot: bool = False
+    # The pool's Azure tags, read in the same ARM read (owners steer the scaler with them).
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False)
     handle: object = field(default=None, compare=False, repr=False)
 
     @property

@@ -230,6 +230,8 @@ class Reconciler:
         self._resolve_and_plan(work, schedule, pools)
         for name, plan in work.plans.items():
             report.pools[name] = _pool_outcome(plan, work.resolutions[name], dry_run=True)
+        for name, result in work.results.items():  # pools excluded by their tag
+            report.pools.setdefault(name, result)
         report.resolutions = work.resolutions
         if extra is not None and extra.id in work.finished:
             report.problem = work.finished[extra.id][1].problem
@@ -349,11 +351,16 @@ class Reconciler:
         whole (all or nothing: half of a mistaken intent is still a mistake) and the pools are
         resolved again without it."""
         pools = list(pools)
+        rules = self._settings.tag_rules
+        excluded = {n: t for n in pools if (t := rules.excluded(work.current.get(n))) is not None}
         while True:
             work.resolutions.clear()
             work.plans.clear()
             sources = [r.source for r in work.sources.values()]
             for name in pools:
+                if name in excluded:
+                    self._exclude(work, name, excluded[name])
+                    continue
                 memo = work.memos.get(name, MemoRecord(name)).memo
                 resolution = resolve_pool(
                     name,
@@ -369,15 +376,34 @@ class Reconciler:
                     work.plans[name] = plan_pool(
                         work.current.get(name), name, resolution.request, resolution.start_stopped
                     )
-            culprits = self._refused_intents(work)
+            culprits = self._refused_intents(work, excluded)
             if not culprits:
                 return
             for intent_id, problem in culprits.items():
                 record = work.pending[intent_id]
                 self._reject(work, record, problem, self._as_far_as_planned(work, record.source))
 
-    def _refused_intents(self, work: _Pass) -> dict[str, Problem]:
+    def _exclude(self, work: _Pass, name: str, tag: str) -> None:
+        """The pool's owner opted it out: nobody's state is written to it, and it says why."""
+        detail = f"the pool has the tag {tag}: the scaler never writes it"
+        work.resolutions[name] = Resolution(name, None, Why("excluded", detail))
+        work.results[name] = PoolOutcome(
+            name,
+            {},
+            Action.NONE,
+            PoolResult.EXCLUDED,
+            work.current.get(name),
+            problem=Problem("Excluded", f"pool '{name}': {detail}", field=f"pools.{name}"),
+            why=work.resolutions[name].why.to_json(),
+        )
+
+    def _refused_intents(self, work: _Pass, excluded: Mapping[str, str]) -> dict[str, Problem]:
         culprits: dict[str, Problem] = {}
+        for intent_id, record in work.pending.items():
+            for name in record.source.pools:
+                if name in excluded:
+                    culprits[intent_id] = work.results[name].problem or _NO_PROBLEM
+                    break
         for name, plan in work.plans.items():
             if plan.refusal is None or plan.refusal.transient:
                 continue
@@ -690,10 +716,11 @@ class Reconciler:
             for pool in outcome.pools
             if pool.result is not PoolResult.SUPERSEDED
         }
+        quiet = (PoolResult.UNCHANGED, PoolResult.EXCLUDED)
         pools = tuple(
             result
             for name, result in work.results.items()
-            if name not in reported and result.result is not PoolResult.UNCHANGED
+            if name not in reported and result.result not in quiet
         )
         if not pools:
             return None
@@ -851,6 +878,7 @@ class Reconciler:
             )
 
 
+_NO_PROBLEM = Problem("Excluded", "excluded by tag")
 _NO_OUTCOME = Outcome("", Overall.UNCHANGED, datetime.min, "")  # a record change, no message
 
 

@@ -3,6 +3,7 @@ milliseconds. Each test states a promise of the desired-state model (issue 9).""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -324,3 +325,20 @@ def test_a_dry_run_that_meets_a_transient_failure_comes_back_then_is_parked() ->
     assert [o["outcome"] for o in h.messages.published] == ["deferred", "poisoned"]
     assert h.messages.parked[0]["id"] == "dry"
     assert h.clusters.writes == []
+
+
+def test_a_pool_tagged_off_is_never_written() -> None:
+    h = demo(SCHEDULE)
+    tagged = replace(h.clusters.state("batch"), tags={"Scaler": "OFF"})
+    h.clusters.pools[CLUSTER]["batch"] = tagged
+    h.send({"id": "plain", "pools": {"batch": 5}})
+    h.send({"id": "lease", "pools": {"batch": 3, "gpu": 1}, "lease": "PT1H"})
+    h.settle(limit_seconds=60)
+    h.tick.run()
+    assert not [name for name, _ in h.clusters.writes if name == "batch"]
+    for intent_id in ("plain", "lease"):
+        outcome = h.outcome(intent_id)
+        assert outcome["outcome"] == "rejected"
+        assert outcome["error"]["code"] == "Excluded"
+        assert "Scaler=OFF" in outcome["error"]["message"]
+        assert [p["outcome"] for p in outcome["pools"] if p["pool"] == "batch"] == ["excluded"]

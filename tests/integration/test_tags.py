@@ -1,0 +1,78 @@
+"""Pools their owners steer by Azure tag (issue 12), through function_app.py against Azurite and
+the AKS emulator: the tag is read in the same ARM read as the pool, no extra request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from azure.functions.timer import TimerRequest
+
+import function_app
+from local.functions_host import registered_functions
+from tests.app_under_test import App
+
+BATCH_SCHEDULE = """
+timezone = "UTC"
+[[clusters]]
+resource_group = "rg-demo"
+cluster = "aks-demo"
+[clusters.pools.batch]
+outside = 7
+"""
+
+
+def fire_timer() -> None:
+    registered_functions(function_app.app)["scale_schedule"].get_user_function()(
+        TimerRequest(past_due=False)
+    )
+
+
+def batch_writes(app: App) -> list[dict]:
+    return [w for w in app.emulator.writes() if w["path"].endswith("/agentPools/batch")]
+
+
+def test_a_pool_tagged_off_gets_no_write_from_an_intent_a_lease_or_the_timer(
+    app: App, tmp_path: Path, settings_override: Callable[..., None]
+) -> None:
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text(BATCH_SCHEDULE)
+    settings_override(SCALER_SCHEDULE_FILE=str(schedule))
+    app.emulator.force_pool("rg-demo", "aks-demo", "batch", tags={"scaler": "off"})
+    app.emulator.clear_requests()
+
+    app.deliver(json.dumps({"id": "plain", "pools": {"batch": 5}}), message_id="m-plain")
+    app.deliver(
+        json.dumps({"id": "lease", "pools": {"batch": 3}, "lease": "PT1H"}), message_id="m-lease"
+    )
+    app.settle()
+    fire_timer()
+    app.settle()
+
+    assert batch_writes(app) == []
+    assert app.pool("batch")["count"] == 2
+    outcomes = {o["intent_id"]: o for o in app.results()}
+    for intent_id in ("plain", "lease"):
+        outcome = outcomes[intent_id]
+        assert outcome["outcome"] == "rejected"
+        assert outcome["error"]["code"] == "Excluded"
+        assert "scaler=off" in outcome["error"]["message"]
+        (batch,) = outcome["pools"]
+        assert batch["outcome"] == "excluded" and batch["why"]["source"] == "excluded"
+    # Every read of the cluster was one list of its pools: the tags came with it.
+    assert {r["kind"] for r in app.arm_requests() if r["method"] == "GET"} == {"ListAgentPools"}
+
+
+def test_removing_the_tag_hands_the_pool_back(app: App) -> None:
+    app.emulator.force_pool("rg-demo", "aks-demo", "batch", tags={"scaler": "off"})
+    app.deliver(json.dumps({"id": "first", "pools": {"batch": 5}}), message_id="m-1")
+    app.settle()
+    app.emulator.force_pool("rg-demo", "aks-demo", "batch", tags={})
+    app.deliver(json.dumps({"id": "second", "pools": {"batch": 5}}), message_id="m-2")
+    app.settle()
+    assert [o["outcome"] for o in app.take("scale-results", timeout=2, count=2)] == [
+        "rejected",
+        "applied",
+    ]
+    assert app.pool("batch")["count"] == 5
