@@ -94,6 +94,12 @@ param coalesceMaxSeconds int = 30
 @description('How long a started pool operation is given before it is looked at again, in seconds.')
 param operationSeconds int = 120
 
+@description('Agent-pool tag (name=value) that keeps the scaler off a pool.')
+param excludeTag string = 'scaler=off'
+
+@description('Agent-pool tag whose value picks a profile of the schedule file.')
+param profileTag string = 'scaler-schedule'
+
 @allowed([
   512
   2048
@@ -268,6 +274,8 @@ module functionApp 'app/function.bicep' = {
     coalesceSeconds: coalesceSeconds
     coalesceMaxSeconds: coalesceMaxSeconds
     operationSeconds: operationSeconds
+    excludeTag: excludeTag
+    profileTag: profileTag
     virtualNetworkSubnetId: privateNetwork ? appSubnetId : ''
   }
   // The host starts as soon as the site exists; without its data roles it would fail its

@@ -31,6 +31,8 @@ param maxClockSkew string
 param coalesceSeconds int
 param coalesceMaxSeconds int
 param operationSeconds int
+param excludeTag string
+param profileTag string
 
 // Private network mode: outbound traffic (storage over its private endpoints) leaves through
 // this subnet, which must be delegated to Microsoft.App/environments. Empty: no VNet integration.
@@ -192,6 +194,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SCALER_OPERATION_SECONDS'
           value: string(operationSeconds)
+        }
+        {
+          name: 'SCALER_EXCLUDE_TAG'
+          value: excludeTag
+        }
+        {
+          name: 'SCALER_PROFILE_TAG'
+          value: profileTag
         }
         {
           name: 'SCALER_TIMER_SCHEDULE'
