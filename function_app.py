@@ -37,7 +37,9 @@ def scale_intents(msg: func.QueueMessage) -> None:
 def scale_reconcile(msg: func.QueueMessage) -> None:
     """Converge one cluster. Transient failures queue the next reconcile with a delay
     themselves; this raises only when storage is unreachable (host.json's retries apply)."""
-    bootstrap.reconciler().handle_message(msg.get_body())
+    bootstrap.reconciler().handle_message(
+        msg.get_body(), dequeue_count=getattr(msg, "dequeue_count", None) or 1
+    )
 
 
 @app.function_name("scale_schedule")

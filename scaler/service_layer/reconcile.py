@@ -64,7 +64,7 @@ log = logging.getLogger("scaler")
 MAX_PASSES = 3
 # How long the reconcile that recorded a final outcome has to publish it before another
 # reconcile takes it for a crash and publishes it instead.
-PUBLISH_GRACE = timedelta(seconds=30)
+PUBLISH_GRACE = timedelta(seconds=5)
 # Azure queues hide a message for at most 7 days; a later wake-up is re-queued on arrival.
 MAX_WAKE_DELAY = timedelta(days=6)
 
@@ -123,7 +123,7 @@ class Reconciler:
 
     # -- the use cases -----------------------------------------------------------------------
 
-    def handle_message(self, body: bytes | str) -> Report | None:
+    def handle_message(self, body: bytes | str, dequeue_count: int = 1) -> Report | None:
         """The `scale-reconcile` queue trigger. Messages come from the app itself, but anyone
         with send rights on the queue could write one: it is checked like an intent's target,
         and a bad one is logged and dropped (there is nobody to send an outcome to)."""
@@ -141,19 +141,25 @@ class Reconciler:
         if not self._settings.allows(cluster):
             log.warning("reconcile message for %s ignored: not allowed", cluster.short_name)
             return None
-        return self.reconcile(cluster, trigger=reason)
+        return self.reconcile(cluster, trigger=reason, redelivered=dequeue_count > 1)
 
     def reconcile(
         self,
         cluster: ClusterRef,
         trigger: str = "wake",
         found: tuple[PoolScheduleView | None, str] | None = None,
+        redelivered: bool = False,
     ) -> Report:
-        """`found`: the cluster's schedule and its name, when the caller has it already."""
+        """`found`: the cluster's schedule and its name, when the caller has it already.
+        `redelivered`: the host gives this message again because the last try raised (e.g.
+        publishing failed), so outcomes it recorded and did not publish are published first."""
         schedule, schedule_name = found or self._schedules.for_cluster(cluster, self._clock())
         report = Report(cluster)
         records = first = self._store.load(cluster)
         now = self._clock()
+        if redelivered:
+            self._publish_unpublished(cluster, records, now, grace=timedelta(0))
+            records = first = self._store.load(cluster)
         if trigger == "intent":
             if not any(r.status is not Status.FINAL for r in records.sources.values()):
                 # Another reconcile took care of the intents that asked for this one.
@@ -809,7 +815,11 @@ class Reconciler:
         self._store.mark_published(cluster, [r.source.id for r in records])
 
     def _publish_unpublished(
-        self, cluster: ClusterRef, records: ClusterRecords, now: datetime
+        self,
+        cluster: ClusterRef,
+        records: ClusterRecords,
+        now: datetime,
+        grace: timedelta = PUBLISH_GRACE,
     ) -> None:
         """A crash between recording a final outcome and publishing it: publish it now (the
         same document, so consumers dedupe on outcome_id). Only once the outcome is older than
@@ -820,7 +830,7 @@ class Reconciler:
             for r in records.sources.values()
             if r.status is Status.FINAL and not r.published and r.outcome is not None
         ]
-        due = [r for r in waiting if _recorded_at(r) <= now - PUBLISH_GRACE]
+        due = [r for r in waiting if _recorded_at(r) <= now - grace]
         for record in due:
             assert record.outcome is not None
             log_outcome(record.outcome)
@@ -828,7 +838,7 @@ class Reconciler:
         if due:
             self._mark_published(cluster, due)
         if len(due) < len(waiting):
-            delay = int(PUBLISH_GRACE.total_seconds()) + 1
+            delay = int(grace.total_seconds()) + 1
             self._messages.request_reconcile(reconcile_message(cluster, "wake"), delay)
 
     def _next_wake(self, cluster: ClusterRef, work: _Pass) -> Marker:
