@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from scaler.cli import console as unwrapped_console
 from scaler.cli.intents import describe_pool
 
 _STYLE = {
@@ -72,7 +73,8 @@ class OutcomeConsole(logging.Handler):
 
     def __init__(self, console: Console | None = None) -> None:
         super().__init__(logging.INFO)
-        self._console = console or Console(highlight=False)
+        # Off a terminal (a pipe, a file) a line stays whole, however long.
+        self._console = console or unwrapped_console()
 
     def emit(self, record: logging.LogRecord) -> None:
         document = getattr(record, "outcome", None)

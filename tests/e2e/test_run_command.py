@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shlex
 import signal
 import socket
@@ -94,28 +93,23 @@ def test_run_command_follows_the_schedule_and_applies_a_held_intent(tmp_path: Pa
         text=True,
         start_new_session=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
 
     def pump() -> None:
         assert run.stdout is not None
         for line in run.stdout:
             output.append(line)
-            lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
+    ready_file = tmp_path / "state" / "stack.json"
     try:
-        ready = None
+        # The handshake is a file: it appears, whole, once the run is ready.
         deadline = time.monotonic() + 180  # includes scripts/setup on a machine that needs it
-        while ready is None and time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                assert run.poll() is None, "".join(output)
-                continue
-            if line.startswith("LOCAL_STACK_READY "):
-                ready = json.loads(line.split(" ", 1)[1])
-        assert ready is not None, "".join(output)
+        while not ready_file.exists():
+            assert run.poll() is None, "".join(output)
+            assert time.monotonic() < deadline, "no stack.json:\n" + "".join(output)
+            time.sleep(0.3)
+        ready = json.loads(ready_file.read_text())
         emulator = EmulatorControl(ready["arm_endpoint"], ready["ca_bundle"])
 
         # The timer fires at start-up: the pools follow the schedule shipped in the repo.
@@ -172,3 +166,26 @@ def test_run_command_follows_the_schedule_and_applies_a_held_intent(tmp_path: Pa
         exit_code = run.wait(timeout=60)
     assert exit_code == 0, "".join(output)
     assert not _port_open(ready["arm_endpoint"]), "the emulator outlived the run command"
+    assert not ready_file.exists(), "stack.json outlived the run: it would point at dead ports"
+    _assert_console_is_for_people(output, ready)
+
+
+def _assert_console_is_for_people(output: list[str], ready: dict[str, Any]) -> None:
+    """The console starts with where things listen and what to type next; the machine-readable
+    handshake, the storage key and library warnings are in files, not on the screen."""
+    console = "".join(output)
+    setup_done = next(
+        (i for i, line in enumerate(output) if line.startswith("AKS pool scaler, local run")),
+        None,
+    )
+    assert setup_done is not None, console
+    banner = "".join(output[setup_done : setup_done + 12])
+    assert f"queue {ready['azurite_ports']['queue']}" in banner
+    assert ready["arm_endpoint"] in banner
+    assert "scaler send examples/intent.json" in banner
+    assert "LOCAL_STACK_READY" not in console
+    assert "AccountKey" not in console and ready["storage_connection_string"] not in console
+    assert "Auth level is not applied" not in console, "a library warning on the console"
+    assert not any(line.startswith(("WARNING", "INFO", "ERROR")) for line in output), console
+    assert "Auth level is not applied" in Path(ready["log_file"]).read_text()
+    assert all(len(line) < 10_000 for line in output)
