@@ -2,13 +2,17 @@
 scale intents.
 
     validate FILE [--json]      check an intent file; exit 1 with the error if it is not valid
-    send FILE [--json]          validate, then put the intent on the scale-intents queue
+    send FILE [--json] [--wait [--timeout DURATION] [--until-ready]]
+                                validate, then put the intent on the scale-intents queue; with
+                                --wait, wait for its final outcome (and its pools to be ready)
     plan FILE [--json]          what the intent would change on the cluster (reads only)
+    status [TARGET] [--json]    each pool now, what the scaler wants for it and why (reads only)
     schedule check FILE [--json] / schedule preview FILE   check a schedule, or show what it does
 
 FILE may be `-` for standard input. Exit codes: 0 done, 1 input refused, 2 usage, 3 storage or
-Azure unreachable. On a terminal, output fits its width; anywhere else (a pipe, a file, a CI
-log) lines are never wrapped, unless COLUMNS sets a width.
+Azure unreachable; `send --wait` adds 4 rejected, 5 poisoned, 6 timed out. On a terminal,
+output fits its width; anywhere else (a pipe, a file, a CI log) lines are never wrapped, unless
+COLUMNS sets a width.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rich.markup import escape
 from scaler.cli.intents import add_intent_commands
 from scaler.cli.io import CliError
 from scaler.cli.schedule import add_schedule_commands
+from scaler.cli.status import add_status_command
 
 PROG = "aks-scaler"
 # Wider than any line the CLI prints (a queue message is at most 64 KiB), so nothing wraps.
@@ -44,10 +49,12 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
         prog=prog,
         description="Send and check AKS node-pool scale intents and schedules.",
         epilog="Exit codes: 0 done, 1 input refused, 2 usage error, 3 storage or Azure "
-        "unreachable. The intent format is described in README.md (section 'Scale intents').",
+        "unreachable; send --wait adds 4 rejected, 5 poisoned, 6 timed out (superseded is 0, "
+        "and says so). The intent format is described in README.md (section 'Scale intents').",
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     add_intent_commands(commands)
+    add_status_command(commands)
     add_schedule_commands(commands)
     return parser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -16,9 +17,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from scaler.cli import wait
 from scaler.cli.io import (
     EXIT_INVALID,
+    EXIT_TIMED_OUT,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     CliError,
     load_settings,
     read_input,
@@ -27,6 +31,7 @@ from scaler.cli.io import (
 from scaler.clock import utc_now
 from scaler.domain.intents import Intent, parse_intent
 from scaler.domain.pools import Autoscale, ManualCount, PoolRequest
+from scaler.domain.sources import source_of
 from scaler.service_layer.intake import cluster_refusal
 from scaler.settings import INTENTS_QUEUE, STORAGE_CONNECTION, Settings
 
@@ -76,7 +81,31 @@ def add_intent_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     send.add_argument(
         "--json",
         action="store_true",
-        help='print {"intent_id", "queue", "message_id"} as JSON',
+        help='print {"intent_id", "queue", "message_id"} as JSON (with --wait also "status", '
+        '"outcome" and, with --until-ready, "ready" and "pools")',
+    )
+    send.add_argument(
+        "--wait",
+        action="store_true",
+        help="then wait for the intent's final outcome, read from the app's state table "
+        "(scale-results is left to its consumer; --account-url needs Storage Table Data "
+        "Reader too), and print it. Exit 0 applied, unchanged or superseded; 4 rejected; "
+        "5 poisoned; 6 timed out. Not with a dry run (it records no outcome: use plan)",
+    )
+    send.add_argument(
+        "--timeout",
+        type=_duration,
+        default=wait.DEFAULT_TIMEOUT,
+        metavar="DURATION",
+        help=f"with --wait: give up after this long, ISO-8601 (PT5M) or seconds "
+        f"(default {wait.DEFAULT_TIMEOUT})",
+    )
+    send.add_argument(
+        "--until-ready",
+        action="store_true",
+        help="with --wait: after an applied or unchanged outcome, read the cluster's pools "
+        "until each pool of the intent is at the desired state the outcome reports, with "
+        "provisioningState Succeeded (needs read access to the cluster's agent pools)",
     )
     send.set_defaults(run=_send)
 
@@ -150,7 +179,12 @@ def _send(args: argparse.Namespace, out: Console) -> int:
     from azure.core.exceptions import AzureError
     from azure.storage.queue import QueueClient
 
-    _, intent = _read_intent(args.file, load_settings())
+    settings = load_settings()
+    _, intent = _read_intent(args.file, settings)
+    if args.until_ready and not args.wait:
+        raise CliError("--until-ready goes with --wait", EXIT_USAGE)
+    if args.wait:
+        _check_waitable(intent, settings)
     if intent.issued_at is None:
         # Queue insertion times have whole seconds; the send time orders intents finer.
         intent = replace(intent, issued_at=utc_now())
@@ -185,11 +219,158 @@ def _send(args: argparse.Namespace, out: Console) -> int:
         raise CliError(
             f"could not enqueue the intent: {_first_line(error)}", EXIT_UNREACHABLE
         ) from None
-    if args.json:
-        out.print_json(data={"intent_id": intent.id, "queue": args.queue, "message_id": sent.id})
-    else:
+    document = {"intent_id": intent.id, "queue": args.queue, "message_id": sent.id}
+    if not args.wait:
+        if args.json:
+            out.print_json(data=document)
+        else:
+            out.print(f"sent intent {intent.id} to {args.queue} (message {sent.id})", markup=False)
+        return 0
+    if not args.json:
         out.print(f"sent intent {intent.id} to {args.queue} (message {sent.id})", markup=False)
-    return 0
+    store = _state_table(connection_string, args.account_url)
+    return wait_and_report(args, out, settings, intent, str(sent.id), store, document)
+
+
+def _duration(text: str) -> float:
+    try:
+        return wait.duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error} (ISO-8601 like PT5M, or seconds)") from None
+
+
+def _check_waitable(intent: Intent, settings: Settings) -> None:
+    """Refuse, before sending, what --wait could never see the outcome of."""
+    if intent.dry_run:
+        raise CliError(
+            "--wait waits for the outcome the app records for an intent, and a dry run records "
+            "none (its outcome goes to scale-results only); use `plan FILE` to see what it "
+            "would change now, or send it without --wait",
+            EXIT_USAGE,
+        )
+    problem = cluster_refusal(settings, intent.cluster)
+    if problem is not None:  # the app would refuse it without recording anything
+        raise CliError(f"{problem.code}: {problem.message} (not sent)", EXIT_INVALID)
+
+
+def _state_table(connection_string: str | None, account_url: str | None) -> Any:
+    """The app's state table, on the storage `send` used."""
+    from azure.data.tables import TableServiceClient
+
+    from scaler.adapters.state import TableState
+
+    if connection_string:
+        return TableState(TableServiceClient.from_connection_string(connection_string))
+    assert account_url
+    if ".queue." not in account_url:
+        raise CliError(
+            "--wait with --account-url needs https://<account>.queue.core.windows.net (the "
+            "state table is read at the matching .table. address)",
+            EXIT_INVALID,
+        )
+    from azure.identity import DefaultAzureCredential
+
+    table_url = account_url.replace(".queue.", ".table.", 1)
+    return TableState(TableServiceClient(table_url, credential=DefaultAzureCredential()))
+
+
+def wait_and_report(
+    args: argparse.Namespace,
+    out: Console,
+    settings: Settings,
+    intent: Intent,
+    message_id: str,
+    store: Any,
+    document: dict[str, Any],
+    clusters: Any = None,
+) -> int:
+    """`send --wait`: the outcome (and readiness), printed; returns the exit code."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    waiter = wait.Waiter(
+        time.monotonic() + args.timeout, lambda line: err.print(f"waiting: {line}", markup=False)
+    )
+    sent = source_of(intent, utc_now())
+    try:
+        waited = wait.wait_for_outcome(store, intent.cluster, sent, message_id, waiter)
+    finally:
+        store.close()
+    document = {**document, "status": waited.status, "outcome": waited.outcome}
+    ready: bool | None = None
+    pools: dict[str, Any] | None = None
+    overall = (waited.outcome or {}).get("outcome")
+    if args.until_ready and waited.status == wait.DONE and overall in ("applied", "unchanged"):
+        assert waited.outcome is not None
+        targets = wait.targets_of(waited.outcome)
+        gateway, closers = clusters, list[Any]()
+        if gateway is None:
+            gateway, closers = _cluster_gateway(settings)
+        try:
+            ready, last = wait.wait_until_ready(gateway, intent.cluster, targets, waiter)
+        finally:
+            for closer in closers:
+                closer.close()
+        pools = {name: last[name].summary() for name in targets if name in last}
+        document.update(ready=ready, pools=pools)
+        if not ready:
+            document["status"] = wait.TIMED_OUT
+    if args.json:
+        out.print_json(data=document)
+    else:
+        for line in outcome_lines(intent.id, waited):
+            out.print(line, markup=False, soft_wrap=True)
+        if ready:
+            described = ", ".join(f"{n}: {_summary_text(p)}" for n, p in (pools or {}).items())
+            out.print(f"ready: {described}", markup=False, soft_wrap=True)
+    if waited.status == wait.TIMED_OUT:
+        raise CliError(
+            f"timed out after {args.timeout:g} s waiting for the outcome of intent {intent.id} "
+            f"({waited.last_seen})",
+            EXIT_TIMED_OUT,
+        )
+    if ready is False:
+        raise CliError(
+            f"timed out after {args.timeout:g} s waiting for the pools of intent {intent.id} "
+            "to be ready",
+            EXIT_TIMED_OUT,
+        )
+    return wait.EXIT_CODES[waited.status]
+
+
+def outcome_lines(intent_id: str, waited: wait.Waited) -> list[str]:
+    """`intent <id>: <outcome>[: <error>]`, a note when there is one, then a line per pool."""
+    outcome = waited.outcome
+    if outcome is None:
+        return [f"intent {intent_id}: {waited.status}: {waited.note}"]
+    line = f"intent {intent_id}: {outcome.get('outcome')}"
+    error = outcome.get("error")
+    if error:
+        line += f": {error['code']}: {error['message']}"
+    lines = [line]
+    if waited.note:
+        lines.append(f"  ({waited.note})")
+    for pool in outcome.get("pools") or []:
+        text = f"  {pool['pool']}: {pool['outcome']}"
+        if pool.get("desired"):
+            text += f", desired {json.dumps(pool['desired'])}"
+        if pool.get("why"):
+            text += f" ({describe_why(pool['why'])})"
+        if pool.get("error"):
+            text += f": {pool['error']['code']}: {pool['error']['message']}"
+        lines.append(text)
+    return lines
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    return f"{describe_pool(summary)}, {summary.get('provisioning_state')}"
+
+
+def _cluster_gateway(settings: Settings) -> tuple[Any, list[Any]]:
+    from scaler.adapters.aks import AksGateway
+    from scaler.adapters.credentials import build_credential
+
+    identity = build_credential(dict(os.environ), settings.client_id)
+    gateway = AksGateway(identity, settings.arm_endpoint, settings.arm_scope)
+    return gateway, [gateway, identity]
 
 
 # --- plan ------------------------------------------------------------------------------------

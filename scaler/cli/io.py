@@ -3,7 +3,7 @@
 Commands raise `CliError` (message and exit code); `scaler.cli.main` prints it to standard
 error as `error: <message>` and exits with the code. Anything an input is rejected for
 (unreadable, not UTF-8, invalid, a bad setting) is exit 1; storage or Azure out of reach is 3;
-argparse's usage errors are 2.
+argparse's usage errors are 2. `send --wait` adds 4 rejected, 5 poisoned, 6 timed out.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from scaler.domain.errors import InvalidInput
 from scaler.settings import Settings, SettingsError
 
 EXIT_INVALID = 1
+EXIT_USAGE = 2  # argparse's own code for usage errors
 EXIT_UNREACHABLE = 3
+# send --wait (scaler/cli/wait.py): the intent's final outcome was not a success, or never came.
+EXIT_REJECTED = 4
+EXIT_POISONED = 5
+EXIT_TIMED_OUT = 6
 
 STDIN = "-"
 
