@@ -715,13 +715,14 @@ class Reconciler:
         (the schedule decided, a hold or lease ended, a lease's baseline came back, a pool had
         drifted from an earlier intent's state) get one of their own, when something changed
         or failed. Schedule-only: `source` "timer" (or "schedule" from a wake-up)."""
-        reported = {
-            pool.pool
-            for record, outcome in work.finished.values()
-            if outcome is not _NO_OUTCOME
-            for pool in outcome.pools
-            if pool.result is not PoolResult.SUPERSEDED
-        }
+        reported: set[str] = set()
+        for record, outcome in work.finished.values():
+            if outcome is _NO_OUTCOME:  # an intent's retry, logged: its pools are its own
+                reported.update(record.source.pools)
+            else:
+                reported.update(
+                    p.pool for p in outcome.pools if p.result is not PoolResult.SUPERSEDED
+                )
         quiet = (PoolResult.UNCHANGED, PoolResult.EXCLUDED)
         pools = tuple(
             result
