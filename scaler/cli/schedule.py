@@ -3,6 +3,9 @@
     schedule check FILE [--json]             validate; exit 1 with the error naming the field
     schedule preview FILE --at T --json      the desired state at instant T, as JSON
     schedule preview FILE [--at T] [--days N] a timeline per pool, in each cluster's zone
+    schedule preview FILE --profile NAME [--cluster RG/NAME]
+                                             a profile's timeline, in that cluster's zone
+                                             (else the file's), under its exceptions
 
 FILE may be `-` for standard input. Counts are checked against SCALER_MAX_COUNT from the
 environment, as the app does. Nothing here talks to Azure.
@@ -19,7 +22,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from scaler.cli.io import load_settings, read_input, rejected, source_name
+from scaler.cli.io import (
+    EXIT_INVALID,
+    EXIT_USAGE,
+    CliError,
+    load_settings,
+    read_input,
+    rejected,
+    source_name,
+)
 from scaler.clock import utc_now
 from scaler.domain.pools import Autoscale, ManualCount, Power
 from scaler.domain.schedule import (
@@ -27,6 +38,7 @@ from scaler.domain.schedule import (
     Decision,
     Schedule,
     ScheduledState,
+    ScheduleTarget,
 )
 from scaler.domain.schedule_file import load_schedule
 
@@ -86,6 +98,18 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
         default=7,
         help=f"days the timeline covers (1-{MAX_PREVIEW_DAYS}, default 7)",
     )
+    preview.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="preview the profile NAME ([profiles.NAME]: what a pool tagged "
+        "scaler-schedule=NAME gets) instead of the clusters",
+    )
+    preview.add_argument(
+        "--cluster",
+        metavar="RG/NAME",
+        help="with --profile: evaluate it in this cluster of the file (its zone, holidays and "
+        "exceptions); default: the file's top-level timezone and holidays",
+    )
     preview.set_defaults(run=_preview)
 
 
@@ -99,9 +123,25 @@ def _check(args: argparse.Namespace, out: Console) -> int:
         return 0
     out.print(f"{source_name(args.file)}: valid", soft_wrap=True, markup=False)
     for cluster in schedule.clusters:
+        holidays = (
+            f"; holidays {', '.join(h.label for h in cluster.holidays)}" if cluster.holidays else ""
+        )
         out.print(
             f"  {cluster.target.key} ({cluster.timezone}): pools {', '.join(cluster.pool_names)}; "
-            f"{_plural(len(cluster.exceptions), 'exception')}",
+            f"{_plural(len(cluster.exceptions), 'exception')}{holidays}",
+            soft_wrap=True,
+            markup=False,
+        )
+    if schedule.states:
+        out.print(
+            f"  states: {', '.join(name for name, _ in schedule.states)}",
+            soft_wrap=True,
+            markup=False,
+        )
+    if schedule.profiles:
+        out.print(
+            f"  profiles (tag scaler-schedule=<name>): "
+            f"{', '.join(p.name for p in schedule.profiles)}",
             soft_wrap=True,
             markup=False,
         )
@@ -118,9 +158,12 @@ def _check_document(source: str, schedule: Schedule) -> dict[str, object]:
                 "timezone": cluster.timezone,
                 "pools": list(cluster.pool_names),
                 "exceptions": len(cluster.exceptions),
+                "holidays": [h.label for h in cluster.holidays],
             }
             for cluster in schedule.clusters
         ],
+        "states": [name for name, _ in schedule.states],
+        "profiles": [profile.name for profile in schedule.profiles],
         "warnings": list(schedule.warnings),
     }
 
@@ -128,6 +171,26 @@ def _check_document(source: str, schedule: Schedule) -> dict[str, object]:
 def _preview(args: argparse.Namespace, out: Console) -> int:
     schedule = _read_schedule(args.file)
     at: datetime = args.at or utc_now()
+    if args.cluster is not None and args.profile is None:
+        raise CliError("--cluster goes with --profile", EXIT_USAGE)
+    if args.profile is not None:
+        cluster, pool = _profile_cluster(schedule, args.profile, args.cluster)
+        if args.json:
+            decision = cluster.decide(at, pool)
+            state = decision.state
+            out.print_json(
+                data={
+                    "profile": args.profile,
+                    "cluster": cluster.target.key if args.cluster else None,
+                    "timezone": cluster.timezone,
+                    "state": state if state is None or isinstance(state, str) else state.to_json(),
+                    "named": decision.state_name,
+                    "reason": decision.reason,
+                }
+            )
+            return 0
+        out.print(timeline(cluster, at, args.days, pools=(pool,), title=f"profile {args.profile}"))
+        return 0
     if args.json:
         desired = schedule.desired_at(at)
         out.print_json(
@@ -139,7 +202,36 @@ def _preview(args: argparse.Namespace, out: Console) -> int:
         return 0
     for cluster in schedule.clusters:
         out.print(timeline(cluster, at, args.days))
+    if schedule.profiles:
+        out.print(
+            f"profiles (a pool tagged scaler-schedule=<name> follows one): "
+            f"{', '.join(p.name for p in schedule.profiles)}; see one with --profile NAME",
+            soft_wrap=True,
+            markup=False,
+        )
     return 0
+
+
+def _profile_cluster(
+    schedule: Schedule, name: str, cluster_key: str | None
+) -> tuple[ClusterSchedule, str]:
+    """A cluster schedule with a pool that follows the profile `name`, and that pool's name."""
+    profile = schedule.profile(name)
+    if profile is None:
+        known = ", ".join(p.name for p in schedule.profiles) or "none"
+        raise CliError(f"the schedule has no profile {name!r} (profiles: {known})", EXIT_INVALID)
+    if cluster_key is None:
+        base = schedule.unlisted_cluster(ScheduleTarget("", ""))
+    else:
+        base = schedule.cluster(cluster_key)
+        if base is None:
+            known = ", ".join(c.target.key for c in schedule.clusters)
+            raise CliError(
+                f"the schedule has no cluster {cluster_key!r} (clusters: {known})", EXIT_INVALID
+            )
+    assert base is not None  # a file with profiles has a top-level timezone
+    pool = "tagged pool"  # not an AKS pool name: never one the file gives its own block
+    return base.with_profile(pool, profile), pool
 
 
 # --- the timeline ----------------------------------------------------------------------------
@@ -158,39 +250,71 @@ KEPT = _Glyph("╌", "yellow", "left alone (keep)")
 STOPPED = _Glyph("·", "dim", "stopped")
 
 
-def timeline(cluster: ClusterSchedule, at: datetime, days: int) -> Table:
-    """A table with one row per pool: a line per local day, one character per half hour
-    (the state at the start of that half hour), a legend, and the state at `at`."""
+def timeline(
+    cluster: ClusterSchedule,
+    at: datetime,
+    days: int,
+    pools: tuple[str, ...] | None = None,
+    title: str | None = None,
+) -> Table:
+    """A table with one row per pool (`pools`, default every pool the cluster's schedule
+    names): a line per local day, one character per half hour (the state at the start of that
+    half hour), a legend, and the state at `at`. A public holiday's day is marked `*` and
+    named in the caption."""
     zone = cluster.zone
     first = at.astimezone(zone).date()
     last = first + timedelta(days=days - 1)
+    caption = f"one character = {SLOT_MINUTES} minutes, local time ({cluster.timezone})"
+    holidays = _holidays_between(cluster, first, last)
+    if holidays:
+        calendars = ", ".join(h.label for h in cluster.holidays)
+        named = ", ".join(f"{day:%a %d} {name}" for day, name in holidays.items())
+        caption += f"\n* public holiday ({calendars}): {named}"
     table = Table(
-        title=f"{cluster.target.key} · {cluster.timezone} · "
+        title=f"{title or cluster.target.key} · {cluster.timezone} · "
         f"{first:%a %Y-%m-%d} – {last:%a %Y-%m-%d}",
-        caption=f"one character = {SLOT_MINUTES} minutes, local time ({cluster.timezone})",
+        caption=caption,
+        caption_justify="left" if holidays else "center",
         show_lines=True,
     )
     table.add_column("pool", no_wrap=True)
     table.add_column(Text(" " * DAY_LABEL_WIDTH + _axis()), no_wrap=True)
-    for pool in cluster.pool_names:
-        table.add_row(pool, _pool_cell(cluster, pool, at, first, days))
+    for pool in cluster.pool_names if pools is None else pools:
+        profile = cluster.profile_of(pool)
+        shown = pool if profile is None else f"{pool}\n(profile\n{profile})"
+        table.add_row(shown, _pool_cell(cluster, pool, at, first, days, holidays))
     return table
 
 
-def _pool_cell(cluster: ClusterSchedule, pool: str, at: datetime, first: date, days: int) -> Group:
+def _holidays_between(cluster: ClusterSchedule, first: date, last: date) -> dict[date, str]:
+    found: dict[date, str] = {}
+    for calendar in cluster.holidays:
+        for day, name in calendar.between(first, last):
+            found.setdefault(day, name)
+    return dict(sorted(found.items()))
+
+
+def _pool_cell(
+    cluster: ClusterSchedule,
+    pool: str,
+    at: datetime,
+    first: date,
+    days: int,
+    holidays: dict[date, str],
+) -> Group:
     glyphs: dict[str, _Glyph] = {}
     reasons: dict[str, None] = {}
     lines: list[Text] = []
     for offset in range(days):
         day = first + timedelta(days=offset)
-        line = Text(f"{day:%a %d} ")
+        line = Text(f"{day:%a %d}") + (Text("*", style="magenta") if day in holidays else Text(" "))
         for slot in range(SLOTS_PER_DAY):
             moment = _local_instant(day, slot * SLOT_MINUTES, cluster)
             if moment is None:
                 glyph = GAP
             else:
                 decision = cluster.decide(moment, pool)
-                glyph = _glyph_for(decision.state, glyphs)
+                glyph = _glyph_for(decision, glyphs)
                 reasons.setdefault(decision.reason)
             glyphs.setdefault(glyph.label, glyph)
             line.append(glyph.char, style=glyph.style)
@@ -216,7 +340,16 @@ def _local_instant(day: date, minute: int, cluster: ClusterSchedule) -> datetime
     return moment
 
 
-def _glyph_for(state: ScheduledState | None, glyphs: dict[str, _Glyph]) -> _Glyph:
+def _glyph_for(decision: Decision, glyphs: dict[str, _Glyph]) -> _Glyph:
+    glyph = _state_glyph(decision.state, glyphs)
+    if decision.state_name is None:
+        return glyph
+    # A named state ([states]) is shown by its name, with what it stands for.
+    label = f"{decision.state_name} ({glyph.label})"
+    return glyphs.get(label) or _Glyph(glyph.char, glyph.style, label)
+
+
+def _state_glyph(state: ScheduledState | None, glyphs: dict[str, _Glyph]) -> _Glyph:
     if state is None:
         return NO_OPINION
     if isinstance(state, str):
@@ -226,7 +359,7 @@ def _glyph_for(state: ScheduledState | None, glyphs: dict[str, _Glyph]) -> _Glyp
     label = _describe(state)
     if label in glyphs:
         return glyphs[label]
-    used = sum(1 for g in glyphs.values() if g.char in PALETTE)
+    used = len({g.char for g in glyphs.values() if g.char in PALETTE})
     style = "cyan" if isinstance(state, Autoscale) else "green"
     return _Glyph(PALETTE[used % len(PALETTE)], style, label)
 
@@ -240,12 +373,14 @@ def _describe(state: ManualCount | Autoscale) -> str:
 def _label(decision: Decision) -> str:
     state = decision.state
     if state is None:
-        return NO_OPINION.label
-    if isinstance(state, str):
-        return KEPT.label
-    if isinstance(state, Power):
-        return "stopped" if state.code == "Stopped" else "running"
-    return _describe(state)
+        label = NO_OPINION.label
+    elif isinstance(state, str):
+        label = KEPT.label
+    elif isinstance(state, Power):
+        label = "stopped" if state.code == "Stopped" else "running"
+    else:
+        label = _describe(state)
+    return label if decision.state_name is None else f"{decision.state_name} ({label})"
 
 
 def _axis() -> str:

@@ -67,3 +67,21 @@ W = '{ days = "Mon-Fri", start = "07:00", end = "19:00", state = 6 }'
 def win(**fields: str) -> str:
     values = {"days": '"Mon-Fri"', "start": '"07:00"', "end": '"19:00"', "state": "6"} | fields
     return "{ " + ", ".join(f"{k} = {v}" for k, v in values.items() if v) + " }"
+
+
+def zoned(text: str, zone: str) -> str:
+    """`text` (built on HEAD) with its cluster in `zone`."""
+    return text.replace('cluster = "aks"\n', f'cluster = "aks"\ntimezone = "{zone}"\n', 1)
+
+
+def with_holidays(text: str, holidays: str) -> str:
+    """`text` (built on HEAD) with `holidays = …` on its cluster."""
+    return text.replace('cluster = "aks"\n', f'cluster = "aks"\nholidays = {holidays}\n', 1)
+
+
+STATES = '[states]\noffice = { min = 3, max = 20 }\nnight = { power = "Stopped" }\n'
+
+
+def with_states(text: str) -> str:
+    """`text` (built on HEAD) with the `[states]` above: office (3-20) and night (stopped)."""
+    return text.replace("[[clusters]]", STATES + "[[clusters]]", 1)

@@ -15,9 +15,12 @@ from scaler.domain.clusters import ClusterRef
 from scaler.domain.pools import ManualCount, Power
 from scaler.domain.schedule import (
     KEEP,
+    LAST,
     MINUTES_PER_DAY,
     ClusterSchedule,
+    DayRule,
     ExceptionRule,
+    HolidayCalendar,
     PoolSchedule,
     Schedule,
     ScheduledState,
@@ -525,11 +528,32 @@ scheduled_state = st.sampled_from(STATES)
 
 
 @st.composite
-def windows_of_a_pool(draw: st.DrawFn, minutes: st.SearchStrategy[int]) -> Window:
+def day_rules(draw: st.DrawFn, month: int) -> DayRule:
+    """A random rule by nth weekday, month day and month, near `month` (where the change is)."""
+    weekdays = draw(st.frozensets(st.integers(0, 6), max_size=3))
+    nth = draw(
+        st.frozensets(st.tuples(st.integers(0, 6), st.sampled_from([1, 2, 4, 5, LAST])), max_size=3)
+    )
+    monthdays = draw(
+        st.none()
+        | st.frozensets(st.sampled_from([1, 2, 7, 8, 15, 28, 29, 30, 31, LAST]), min_size=1)
+    )
+    near = [(month + delta - 1) % 12 + 1 for delta in (-1, 0, 1)]
+    months = draw(st.none() | st.frozensets(st.sampled_from(near), min_size=1))
+    return DayRule(weekdays, nth, monthdays, months)
+
+
+@st.composite
+def windows_of_a_pool(draw: st.DrawFn, minutes: st.SearchStrategy[int], month: int = 1) -> Window:
     start = draw(minutes)
     end = draw(minutes.map(lambda m: m or MINUTES_PER_DAY).filter(lambda m: m != start))
-    days = draw(st.frozensets(st.integers(0, 6), min_size=1))
-    return Window(days, "random", start, end, draw(scheduled_state))
+    if draw(st.booleans()):
+        days = draw(st.frozensets(st.integers(0, 6), min_size=1))
+        return Window(days, "random", start, end, draw(scheduled_state))
+    rule = draw(day_rules(month))
+    return Window(
+        rule.possible_weekdays, "random", start, end, draw(scheduled_state), calendar=rule
+    )
 
 
 @st.composite
@@ -574,14 +598,26 @@ def around_a_dst_change(draw: st.DrawFn) -> tuple[ClusterSchedule, datetime]:
         st.builds(
             ExceptionRule, covers, scheduled_state, until=near_minute, until_text=st.just("u")
         ),
+        st.builds(ExceptionRule, covers, scheduled_state, days=day_rules(day.month)),
+        st.builds(ExceptionRule, covers, scheduled_state, on_holidays=st.just(True)),
     )
     batch = PoolSchedule(
         "batch",
-        tuple(draw(st.lists(windows_of_a_pool(minutes), max_size=3))),
+        tuple(draw(st.lists(windows_of_a_pool(minutes, day.month), max_size=3))),
         draw(st.none() | scheduled_state),
     )
+    # Holidays near the changes: Easter (NL, around the spring change), Reformation Day
+    # (Chile), Thanksgiving (US), Anzac Day (Australia)...
+    holidays = tuple(
+        HolidayCalendar(country)
+        for country in draw(st.sampled_from([(), ("NL",), ("US", "CL", "AU")]))
+    )
     cluster = ClusterSchedule(
-        ScheduleTarget("rg", "aks"), zone, (batch,), tuple(draw(st.lists(rule, max_size=2)))
+        ScheduleTarget("rg", "aks"),
+        zone,
+        (batch,),
+        tuple(draw(st.lists(rule, max_size=2))),
+        holidays=holidays,
     )
     return cluster, after.astimezone(draw(st.sampled_from([UTC, ZoneInfo(zone)])))
 

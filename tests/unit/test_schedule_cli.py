@@ -77,8 +77,11 @@ def test_check_json_is_the_summary_as_a_document(
                 "timezone": "Europe/Amsterdam",
                 "pools": ["batch", "web", "gpu"],
                 "exceptions": 2,
+                "holidays": [],
             }
         ],
+        "states": [],
+        "profiles": [],
         "warnings": [
             "schedule.toml: clusters[0].exceptions[0]: its last date (2026-12-31) has passed; "
             "it no longer applies",
@@ -334,3 +337,100 @@ def test_preview_fits_an_80_column_terminal(
     lines = timeline(capsys, "schedule.toml", "--at", "2026-12-21T09:00:00+01:00")
     assert max(len(line) for line in lines) <= 80
     assert "│ batch │ Mon 21 " + "·" * 14 + "█" * 24 + "·" * 10 in "\n".join(lines)
+
+
+# --- calendars: holidays, day rules, named states and profiles -------------------------------------
+
+CALENDAR = (
+    'timezone = "Europe/Amsterdam"\n'
+    'holidays = { country = "NL" }\n'
+    '[states]\noffice = { min = 3, max = 20 }\nnight = { power = "Stopped" }\n'
+    '[profiles.office-hours]\noutside = "night"\n'
+    'windows = [{ days = "Mon-Fri", start = "08:00", end = "18:00", state = "office" }]\n'
+    '[[clusters]]\nresource_group = "rg"\ncluster = "aks"\n'
+    '[clusters.pools.batch]\noutside = "night"\n'
+    'windows = [{ days = "Mon#1", start = "07:00", end = "19:00", state = 6 }]\n'
+    '[[clusters.exceptions]]\non = "holidays"\npools = "*"\nstate = "keep"\n'
+)
+
+
+def test_check_lists_holidays_states_and_profiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, CALENDAR)
+    assert main(["schedule", "check", path]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: valid\n"
+        "  rg/aks (Europe/Amsterdam): pools batch; 1 exception; holidays NL\n"
+        "  states: office, night\n"
+        "  profiles (tag scaler-schedule=<name>): office-hours\n"
+    )
+    assert main(["schedule", "check", "--json", path]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["clusters"][0]["holidays"] == ["NL"]
+    assert (document["states"], document["profiles"]) == (["office", "night"], ["office-hours"])
+
+
+def test_preview_marks_holidays_and_shows_nth_weekdays_and_named_states(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, CALENDAR)
+    text = "\n".join(timeline(capsys, path, "--at", "2026-12-25T09:00:00+01:00", "--days", "11"))
+    # Christmas and Boxing Day, New Year's Day: marked, named, and left alone
+    assert "│ batch │ Fri 25*" + "╌" * 48 in text
+    assert "│       │ Sat 26*" + "╌" * 48 in text
+    assert "│       │ Sun 27 " + "·" * 48 in text
+    assert "│       │ Fri 01*" + "╌" * 48 in text
+    # the first Monday of January: 6 nodes 07:00-19:00
+    assert "│       │ Mon 04 " + "·" * 14 + "█" * 24 + "·" * 10 in text
+    assert "╌ left alone (keep)   · night (stopped)   █ 6 nodes" in text
+    assert "holiday 2026-12-25 Christmas Day" in text
+    assert "window Mon#1 07:00-19:00" in text
+    assert "at Fri 25 09:00: left alone (keep) (holiday 2026-12-25 Christmas Day)" in text
+    assert "* public holiday (NL): Fri 25 Christmas Day, Sat 26 Second Day of Christmas" in text
+    assert "profiles (a pool tagged scaler-schedule=<name> follows one): office-hours" in text
+
+
+def test_preview_of_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CALENDAR)
+    argv = (path, "--profile", "office-hours", "--at", "2026-12-24T09:00:00+01:00", "--days", "2")
+    text = "\n".join(timeline(capsys, *argv))
+    assert "profile office-hours · Europe/Amsterdam · Thu 2026-12-24 – Fri 2026-12-25" in text
+    assert "│ tagged pool   │ Thu 24 " + "·" * 16 + "█" * 20 + "·" * 12 in text
+    assert "│ (profile      │ Fri 25*" + "·" * 16 + "█" * 20 + "·" * 12 in text
+    assert "│ office-hours) │ · night (stopped)   █ office (autoscale 3–20)" in text
+    assert "office (autoscale 3–20)" in text
+    # in the cluster, its exceptions apply: Christmas is left alone
+    text = "\n".join(timeline(capsys, *argv, "--cluster", "rg/aks"))
+    assert "Fri 25*" + "╌" * 48 in text
+    assert "window Mon-Fri 08:00-18:00 (profile office-hours)" in text
+
+
+def test_preview_json_of_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CALENDAR)
+    at = ["--at", "2026-12-24T09:00:00+01:00", "--json"]
+    assert main(["schedule", "preview", path, "--profile", "office-hours", *at]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "profile": "office-hours",
+        "cluster": None,
+        "timezone": "Europe/Amsterdam",
+        "state": {"min": 3, "max": 20},
+        "named": "office",
+        "reason": "window Mon-Fri 08:00-18:00 (profile office-hours)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "code"),
+    [
+        (["--profile", "nope"], "error: the schedule has no profile 'nope' (profiles: office-hours)\n", 1),
+        (["--profile", "office-hours", "--cluster", "rg/x"], "error: the schedule has no cluster 'rg/x' (clusters: rg/aks)\n", 1),
+        (["--cluster", "rg/aks"], "error: --cluster goes with --profile\n", 2),
+    ],
+)  # fmt: skip
+def test_preview_of_an_unknown_profile_or_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str, code: int
+) -> None:
+    path = write(tmp_path, CALENDAR)
+    assert main(["schedule", "preview", path, *argv]) == code
+    assert capsys.readouterr().err == message

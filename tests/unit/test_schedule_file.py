@@ -29,6 +29,8 @@ from tests.unit.schedule_helpers import (
     utc,
     win,
     windows,
+    with_holidays,
+    with_states,
 )
 
 # --- the shipped example -------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def test_a_byte_order_mark_is_ignored() -> None:
 
 NOT_A_DAY = (
     'is not a day: use Mon, Tue, Wed, Thu, Fri, Sat, Sun, ranges and commas ("Mon-Fri", '
-    '"Sat,Sun", "Mon,Wed-Fri") or "daily"'
+    '"Sat,Sun", "Mon,Wed-Fri"), nth weekdays ("Mon#1", "Fri#L") or "daily"'
 )
 NOT_A_TIME = 'is not a time of day ("HH:MM", 24-hour, e.g. "07:00")'
 POOL_NAME_RULE = "is not an AKS pool name (lowercase letters and digits, starting with a letter, at most 12 characters)"
@@ -182,7 +184,10 @@ BAD_DOCUMENTS = [
     ),
     ('timezone = "UTC\n', "s.toml: not valid TOML: Illegal character '\\n' (at line 1, column 16)"),
     # the document
-    ('timezne = "UTC"\n', "s.toml: timezne: unknown field (allowed: clusters, enforce, timezone)"),
+    (
+        'timezne = "UTC"\n',
+        "s.toml: timezne: unknown field (allowed: clusters, enforce, holidays, profiles, states, timezone)",
+    ),
     ('timezone = "UTC"\n', "s.toml: clusters: is required: add at least one [[clusters]] table"),
     (
         'timezone = "UTC"\nclusters = []\n',
@@ -238,7 +243,7 @@ BAD_DOCUMENTS = [
     ),
     (
         HEAD + 'name = "x"\n',
-        "s.toml: clusters[0].name: unknown field (allowed: cluster, enforce, exceptions, pools, resource_group, subscription_id, timezone)",
+        "s.toml: clusters[0].name: unknown field (allowed: cluster, enforce, exceptions, holidays, pools, resource_group, subscription_id, timezone)",
     ),
     (
         HEAD,
@@ -285,7 +290,7 @@ BAD_DOCUMENTS = [
     (windows(win(days="")), "s.toml: clusters[0].pools.batch.windows[0].days: is required"),
     (
         windows(win(note='"x"')),
-        "s.toml: clusters[0].pools.batch.windows[0].note: unknown field (allowed: days, end, start, state)",
+        "s.toml: clusters[0].pools.batch.windows[0].note: unknown field (allowed: days, end, monthdays, months, start, state)",
     ),
     (
         windows(W, win(days='"Mon-Fry"')),
@@ -441,11 +446,11 @@ BAD_DOCUMENTS = [
     ),
     (
         exception('pools = "*"\nstate = "keep"\n'),
-        "s.toml: clusters[0].exceptions[0]: needs dates, from and to, or until",
+        's.toml: clusters[0].exceptions[0]: needs dates, from and to, until, on = "holidays", or days/monthdays/months',
     ),
     (
         exception('dates = ["2026-12-24"]\npools = "*"\nstate = "keep"\nreason = "xmas"\n'),
-        "s.toml: clusters[0].exceptions[0].reason: unknown field (allowed: dates, from, pools, state, to, until)",
+        "s.toml: clusters[0].exceptions[0].reason: unknown field (allowed: dates, days, from, monthdays, months, on, pools, state, to, until)",
     ),
     (
         exception('until = "2027-01-15"\ndates = ["2026-12-24"]\npools = "*"\nstate = "keep"\n'),
@@ -925,3 +930,123 @@ def test_any_random_table_loads_or_raises_invalid_input(table: dict[str, Any]) -
 @given(st.text(max_size=200))
 def test_any_text_loads_or_raises_invalid_input(text: str) -> None:
     check_loads_or_refuses(text)
+
+
+# --- calendars: holidays, day rules, named states and profiles; every refusal's exact text ---------
+
+NEVER = "no date matches, so this rule could never apply"
+W0 = "s.toml: clusters[0].pools.batch.windows[0]"
+E0 = "s.toml: clusters[0].exceptions[0]"
+CALENDAR_REFUSALS = [
+    # rules that can never match
+    (windows(win(days="", monthdays='"30-31"', months='"Feb"')), f'{W0}: monthdays "30-31" are not days of months "Feb": {NEVER}'),
+    (windows(win(days="", monthdays="31", months='"Apr,Jun,Sep,Nov"')), f'{W0}: monthdays "31" are not days of months "Apr,Jun,Sep,Nov": {NEVER}'),
+    (windows(win(days='"Mon#1"', monthdays='"8-14"')), f'{W0}: days "Mon#1" never fall on monthdays "8-14": {NEVER}'),
+    (windows(win(days='"Fri#L"', monthdays='"1-7"')), f'{W0}: days "Fri#L" never fall on monthdays "1-7": {NEVER}'),
+    (windows(win(days='"Mon#1"', monthdays='"L"')), f'{W0}: days "Mon#1" never fall on monthdays "L": {NEVER}'),
+    (windows(win(days='"Sun#5"', monthdays='"1-28"', months='"Jan"')), f'{W0}: days "Sun#5" never fall on monthdays "1-28" in months "Jan": {NEVER}'),
+    (exception('monthdays = "30"\nmonths = "Feb"\npools = "*"\nstate = 0\n'), f'{E0}: monthdays "30" are not days of months "Feb": {NEVER}'),
+    # day rules that do not parse
+    (windows(win(days='"Mon#6"')), f"{W0}.days: 'mon#6' in 'Mon#6': after # comes 1 to 5 (the nth such day of the month) or L (the last), e.g. \"Mon#1\", \"Fri#L\""),
+    (windows(win(days='"Mon#1-Fri#1"')), f"{W0}.days: 'mon#1-fri#1' in 'Mon#1-Fri#1': an nth weekday (\"Mon#1\") cannot be part of a range; list them with commas"),
+    (windows(win(days='"Mun#1"')), f"{W0}.days: 'mun' in 'Mun#1' {NOT_A_DAY}"),
+    (windows(win(days="", monthdays='"32"')), f"{W0}.monthdays: '32' is not a day of the month: use 1 to 31 or L (the last day), ranges and commas (\"1-7\", \"L\", \"1,15\", \"25-L\")"),
+    (windows(win(days="", monthdays='"1,0"')), f"{W0}.monthdays: '0' in '1,0' is not a day of the month: use 1 to 31 or L (the last day), ranges and commas (\"1-7\", \"L\", \"1,15\", \"25-L\")"),
+    (windows(win(days="", monthdays='"25-5"')), f"{W0}.monthdays: '25-5' in '25-5' runs backwards: write it as two ranges (\"25-L,1-5\")"),
+    (windows(win(days="", monthdays='"L-3"')), f"{W0}.monthdays: 'l-3' in 'L-3': nothing comes after L"),
+    (windows(win(days="", monthdays="[1]")), f'{W0}.monthdays: must be a string such as "1-7" or "L", got an array'),
+    (windows(win(months='"Dez"')), f"{W0}.months: 'Dez' is not a month: use Jan, Feb, Mar, Apr, May, Jun, Jul, Aug, Sep, Oct, Nov, Dec, ranges and commas (\"Dec\", \"Jun-Aug\", \"Nov-Feb\")"),
+    (windows(win(months="12")), f'{W0}.months: must be a string such as "Dec" or "Jun-Aug", got the number 12'),
+    (windows(win(days="", start="")), f"{W0}.days: is required"),
+    (windows(win(days="", months='"Dec"', start="")), f"{W0}.start: is required"),
+    # overlapping windows with day rules: where they first both apply
+    (windows(win(), win(days='"Mon#1"', start='"12:00"', end='"20:00"')), "s.toml: clusters[0].pools.batch.windows[1]: overlaps windows[0] (both apply on Mon 2026-01-05 12:00–19:00)"),
+    (windows(win(days='"Fri#L"', start='"22:00"', end='"06:00"'), win(days='"Sat"', start='"05:00"', end='"07:00"')), "s.toml: clusters[0].pools.batch.windows[1]: overlaps windows[0] (both apply on Sat 2026-01-31 05:00–06:00)"),
+    # exceptions: what goes with what
+    (exception('days = "Fri#L"\ndates = ["2026-12-24"]\npools = "*"\nstate = 0\n'), f"{E0}.days: cannot be combined with dates, from, to or until (a day rule recurs: write one exception for each)"),
+    (exception('months = "Dec"\nuntil = "2027-01-01"\npools = "*"\nstate = 0\n'), f"{E0}.months: cannot be combined with dates, from, to or until (a day rule recurs: write one exception for each)"),
+    (exception('on = "holidays"\ndays = "Mon"\npools = "*"\nstate = 0\n'), f"{E0}.on: cannot be combined with dates, from, to, until, days, monthdays or months"),
+    (exception('on = "holidays"\npools = "*"\nstate = 0\n'), f'{E0}.on: "holidays" needs a calendar: set holidays = {{ country = "…" }} on the cluster or at the top'),
+    (with_holidays(exception('on = "weekends"\npools = "*"\nstate = 0\n'), '{ country = "NL" }'), f"{E0}.on: must be \"holidays\", got 'weekends'"),
+    # holidays
+    (with_holidays(pool("outside = 1\n"), '{ country = "XX" }'), "s.toml: clusters[0].holidays.country: 'XX' is not a country the holidays library knows (an ISO 3166-1 alpha-2 code, e.g. \"NL\", \"US\")"),
+    (with_holidays(pool("outside = 1\n"), '[{ country = "NL" }, { country = "US", subdiv = "ZZ" }]'), "s.toml: clusters[0].holidays[1].subdiv: 'ZZ' is not a subdivision of US the holidays library knows (e.g. \"AK\", \"AL\", \"AR\")"),
+    (with_holidays(pool("outside = 1\n"), '{ country = "IS", subdiv = "1" }'), "s.toml: clusters[0].holidays.subdiv: '1' is not a subdivision of IS the holidays library knows (IS has none)"),
+    (with_holidays(pool("outside = 1\n"), '{ subdiv = "CA" }'), 's.toml: clusters[0].holidays.country: is required (e.g. "NL", "US")'),
+    (with_holidays(pool("outside = 1\n"), '{ country = 1 }'), "s.toml: clusters[0].holidays.country: must be a string, got the number 1"),
+    (with_holidays(pool("outside = 1\n"), '{ country = "NL", subdiv = 1 }'), "s.toml: clusters[0].holidays.subdiv: must be a string, got the number 1"),
+    (with_holidays(pool("outside = 1\n"), '{ country = "NL", region = "x" }'), "s.toml: clusters[0].holidays.region: unknown field (allowed: country, subdiv)"),
+    (with_holidays(pool("outside = 1\n"), '"NL"'), 's.toml: clusters[0].holidays: must be a table ({ country = "NL" }) or a list of them, got the string \'NL\''),
+    (with_holidays(pool("outside = 1\n"), "[]"), "s.toml: clusters[0].holidays: is empty"),
+    ('timezone = "UTC"\nholidays = { country = "Netherlands" }\n' + HEAD.removeprefix('timezone = "Europe/Amsterdam"\n') + "[clusters.pools.batch]\noutside = 1\n", "s.toml: holidays.country: 'Netherlands' is not a country the holidays library knows (an ISO 3166-1 alpha-2 code, e.g. \"NL\", \"US\")"),
+    # named states
+    (with_states(pool('outside = "offce"\n')), "s.toml: clusters[0].pools.batch.outside: 'offce' is not a state in [states] (office, night), \"keep\" or a pool form"),
+    (with_states(exception('dates = ["2026-12-24"]\npools = "*"\nstate = "nite"\n')), f"{E0}.state: 'nite' is not a state in [states] (office, night), \"keep\" or a pool form"),
+    (pool('outside = "office"\n'), "s.toml: clusters[0].pools.batch.outside: must be \"keep\" or a pool form (a node count, {count}, {min, max} or {power}), got the string 'office'"),
+    (pool("outside = 1\n").replace("[[clusters]]", "[states]\nkeep = 1\n[[clusters]]"), 's.toml: states.keep: "keep" is reserved: it means "leave the pool alone"'),
+    (pool("outside = 1\n").replace("[[clusters]]", '[states]\n"9am" = 1\n[[clusters]]'), "s.toml: states.9am: is not a state name (a letter, then letters, digits, - or _; at most 40)"),
+    (pool("outside = 1\n").replace("[[clusters]]", '[states]\nbig = "office"\n[[clusters]]'), "s.toml: states.big: must be \"keep\" or a pool form (a node count, {count}, {min, max} or {power}), got the string 'office'"),
+    (pool("outside = 1\n").replace("[[clusters]]", "[states]\nbig = 101\n[[clusters]]"), "s.toml: states.big: 101 is above the limit of 100 (SCALER_MAX_COUNT)"),
+    (pool("outside = 1\n").replace("[[clusters]]", "states = 1\n[[clusters]]"), "s.toml: states: must be a table, got the number 1"),
+    # profiles
+    (pool("outside = 1\n").replace("[[clusters]]", '[profiles."-x"]\noutside = 1\n[[clusters]]'), "s.toml: profiles.-x: is not a profile name (a tag value: letters, digits, '.', '-' and '_', starting with a letter or digit, at most 63 characters)"),
+    (pool("outside = 1\n").replace("[[clusters]]", "[profiles.p]\nenforce = true\n[[clusters]]"), "s.toml: profiles.p: needs windows, outside, or both"),
+    (pool("outside = 1\n").replace("[[clusters]]", "[profiles.p]\noutside = 1\npools = 1\n[[clusters]]"), "s.toml: profiles.p.pools: unknown field (allowed: enforce, outside, windows)"),
+    (pool("outside = 1\n").replace("[[clusters]]", '[profiles.p]\nwindows = [{ days = "Mon#1", start = "07:00", end = "08:00", state = 1, monthdays = "L" }]\n[[clusters]]'), f'(s.toml: profiles.p.windows[0]: days "Mon#1" never fall on monthdays "L": {NEVER}'[1:]),
+    ('[profiles.p]\noutside = 1\n[[clusters]]\nresource_group = "rg"\ncluster = "aks"\ntimezone = "UTC"\n', "s.toml: timezone: is required with [profiles] (a profile also runs in clusters the file does not list)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), CALENDAR_REFUSALS)
+def test_a_broken_calendar_rule_is_refused_with_its_exact_text(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        load(text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        win(days='"Mon#5"'),
+        win(days='"Mon#5"', months='"Feb"'),  # 29 February 2044 is a Monday
+        win(days='"Fri#L"', monthdays='"L"'),
+        win(days="", monthdays='"29"', months='"Feb"'),
+        win(days="", monthdays='"31"', months='"Jan-Mar"'),
+    ],
+)
+def test_rare_but_possible_rules_are_accepted(window: str) -> None:
+    load(windows(window))
+
+
+def test_day_rules_are_normalised_into_the_model() -> None:
+    (window,) = (
+        load(windows(win(days='"mon#1, fri#l,Sat"', monthdays='"1-7,L"', months='"dec, jun-aug"')))
+        .clusters[0]
+        .pools[0]
+        .windows
+    )
+    assert window.days_text == "Mon#1,Fri#L,Sat monthdays 1-7,L in Dec,Jun-Aug"
+    assert window.days == frozenset({0, 4, 5})
+    rule = window.calendar
+    assert rule is not None and rule.weekdays == frozenset({5})
+    assert rule.nth == frozenset({(0, 1), (4, -1)})
+    assert rule.monthdays == frozenset({*range(1, 8), -1}) and rule.months == frozenset(
+        {12, 6, 7, 8}
+    )
+    # a weekly rule stays what it always was: no calendar
+    (plain,) = load(windows(W)).clusters[0].pools[0].windows
+    assert plain.calendar is None
+
+
+def test_holidays_accept_lowercase_codes_and_lists() -> None:
+    text = with_holidays(
+        pool("outside = 1\n"), '[{ country = "nl" }, { country = "us", subdiv = "ca" }]'
+    )
+    cluster = load(text).clusters[0]
+    assert [h.label for h in cluster.holidays] == ["NL", "US-CA"]
+
+
+def test_a_cluster_without_pools_is_allowed_when_the_file_has_profiles() -> None:
+    text = 'timezone = "UTC"\n[profiles.p]\noutside = 1\n[[clusters]]\nresource_group = "rg"\ncluster = "aks"\n'
+    (cluster,) = load(text).clusters
+    assert cluster.pool_names == ()
