@@ -39,6 +39,7 @@ from scaler.domain.outcomes import (
 from scaler.domain.planner import Action, PoolPlan, plan_pool
 from scaler.domain.pools import PoolState
 from scaler.domain.resolution import PoolScheduleView, Resolution, Why, resolve_pool
+from scaler.domain.schedule import ClusterSchedule
 from scaler.domain.sources import Source, SourceKind
 from scaler.service_layer.ports import (
     Clock,
@@ -147,7 +148,7 @@ class Reconciler:
         self,
         cluster: ClusterRef,
         trigger: str = "wake",
-        found: tuple[PoolScheduleView | None, str] | None = None,
+        found: tuple[ClusterSchedule | None, str] | None = None,
         redelivered: bool = False,
     ) -> Report:
         """`found`: the cluster's schedule and its name, when the caller has it already.
@@ -188,7 +189,8 @@ class Reconciler:
             self._check_pending(cluster, work)
             pools = self._pools_in_question(work, schedule)
             if current is None:
-                if not pools and not work.pending and not work.finished:
+                # The timer reads every cluster of the file (pools may follow profiles by tag).
+                if not pools and not work.pending and not work.finished and trigger != "timer":
                     report.skipped = "no source or schedule asks for any pool"
                     self._publish_unpublished(cluster, records, now)
                     return report
@@ -198,6 +200,8 @@ class Reconciler:
                 except GatewayError as error:
                     self._cluster_unreadable(cluster, work, error, report)
                     return report
+                schedule = self._tagged(cluster, schedule, current, now)
+                pools = self._pools_in_question(work, schedule)
             work.current = current
             self._converge(cluster, work, schedule, pools, report)
             raced = not self._finish(cluster, work, report, schedule, trigger, schedule_name)
@@ -233,6 +237,8 @@ class Reconciler:
             report.problem = Problem(error.code, error.message, retry_after=error.retry_after)
             report.retrying = error.transient
             return report
+        schedule = self._tagged(cluster, schedule, work.current, now)
+        pools = self._pools_in_question(work, schedule)
         self._resolve_and_plan(work, schedule, pools)
         for name, plan in work.plans.items():
             report.pools[name] = _pool_outcome(plan, work.resolutions[name], dry_run=True)
@@ -244,6 +250,16 @@ class Reconciler:
         return report
 
     # -- steps -------------------------------------------------------------------------------
+
+    def _tagged(
+        self,
+        cluster: ClusterRef,
+        schedule: ClusterSchedule | None,
+        current: Mapping[str, PoolState],
+        now: datetime,
+    ) -> ClusterSchedule | None:
+        rules = self._settings.tag_rules
+        return self._schedules.with_tag_profiles(cluster, schedule, current.values(), rules, now)
 
     def _still_arriving(self, cluster: ClusterRef, records: ClusterRecords, now: datetime) -> bool:
         """Trailing-edge coalescing: while intents keep arriving (the newest less than

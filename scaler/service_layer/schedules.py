@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.errors import InvalidInput
-from scaler.domain.schedule import ClusterSchedule, Schedule
+from scaler.domain.pools import PoolState
+from scaler.domain.schedule import ClusterSchedule, Schedule, ScheduleTarget
 from scaler.domain.schedule_file import load_schedule
+from scaler.domain.tags import TagRules
 from scaler.service_layer.ports import ScheduleSource
 
 log = logging.getLogger("scaler")
@@ -56,8 +59,42 @@ class Schedules:
                 return candidate
         return None
 
+    def with_tag_profiles(
+        self,
+        cluster: ClusterRef,
+        found: ClusterSchedule | None,
+        pools: Iterable[PoolState],
+        rules: TagRules,
+        now: datetime,
+    ) -> ClusterSchedule | None:
+        """The cluster's schedule once pools tagged `scaler-schedule=<profile>` follow their
+        profile (explicit entries in the file win: domain/schedule.for_tagged_pools)."""
+        tagged = {pool.name: name for pool in pools if (name := rules.profile(pool))}
+        if not tagged:
+            return found
+        try:
+            schedule, source = self.load(now)
+        except InvalidInput:
+            return found
+        for pool, name in tagged.items():
+            if schedule.profile(name) is None:
+                log.warning(
+                    "pool %s of %s is tagged %s=%r, a profile %s does not define",
+                    pool,
+                    cluster.short_name,
+                    rules.profile_name,
+                    name,
+                    source,
+                )
+        target = found.target if found is not None else _target(cluster)
+        return schedule.for_tagged_pools(found, target, tagged)
+
     def cluster_ref(self, candidate: ClusterSchedule) -> ClusterRef:
         return candidate.target.ref(self._default_subscription)
+
+
+def _target(cluster: ClusterRef) -> ScheduleTarget:
+    return ScheduleTarget(cluster.resource_group, cluster.name, cluster.subscription_id)
 
 
 def _key(cluster: ClusterRef) -> tuple[str, str, str]:

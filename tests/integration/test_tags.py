@@ -76,3 +76,39 @@ def test_removing_the_tag_hands_the_pool_back(app: App) -> None:
         "applied",
     ]
     assert app.pool("batch")["count"] == 5
+
+
+PROFILE_SCHEDULE = """
+timezone = "UTC"
+
+[profiles.always-six]
+outside = 6
+
+[[clusters]]
+resource_group = "rg-demo"
+cluster = "aks-demo"
+[clusters.pools.web]
+outside = { min = 1, max = 4 }
+"""
+
+
+def test_a_profile_tag_applies_the_profile_and_an_explicit_entry_beats_the_tag(
+    app: App, tmp_path: Path, settings_override: Callable[..., None]
+) -> None:
+    schedule = tmp_path / "schedule.toml"
+    schedule.write_text(PROFILE_SCHEDULE)
+    settings_override(SCALER_SCHEDULE_FILE=str(schedule))
+    app.emulator.force_pool("rg-demo", "aks-demo", "batch", tags={"scaler-schedule": "always-six"})
+    # web has its own block in the file: its tag is ignored.
+    app.emulator.force_pool("rg-demo", "aks-demo", "web", tags={"scaler-schedule": "always-six"})
+    app.emulator.clear_requests()
+    fire_timer()
+    app.emulator.wait_until_settled()
+    assert app.pool("batch")["count"] == 6
+    web = app.pool("web")
+    assert (web["minCount"], web["maxCount"]) == (1, 4)
+    (outcome,) = app.results()
+    why = {p["pool"]: p["why"] for p in outcome["pools"]}
+    assert why["batch"]["source"] == "schedule" and "profile always-six" in why["batch"]["detail"]
+    assert "profile" not in why["web"]["detail"]
+    assert len(app.lists()) == 1  # the tags came with the one read
