@@ -28,6 +28,7 @@ _STYLE = {
     "deferred": "yellow",
     "rejected": "red",
     "poisoned": "bold red",
+    "superseded": "dim",
 }
 # Control (Cc), format (Cf: bidi overrides, zero-width), surrogate (Cs), line and paragraph
 # separators (Zl, Zp): characters that move the cursor, hide text or break the line.
@@ -57,9 +58,11 @@ def describe(outcome: dict[str, Any]) -> str:
         before = pool.get("before") or {}
         now = describe_pool(before) if before else "?"
         requested = json.dumps(pool.get("requested"))
-        parts.append(
-            f"{pool.get('pool')}: {pool.get('action')} {now} → {requested} ({pool.get('outcome')})"
-        )
+        result = str(pool.get("outcome"))
+        problem = pool.get("error")
+        if isinstance(problem, dict) and problem.get("message"):
+            result += f": {problem.get('message')}"  # why it was refused, deferred, superseded
+        parts.append(f"{pool.get('pool')}: {pool.get('action')} {now} → {requested} ({result})")
     error = outcome.get("error")
     if isinstance(error, dict):
         parts.append(f"error {error.get('code')}: {error.get('message')}")

@@ -141,3 +141,29 @@ def test_records_without_an_outcome_are_ignored(
     logger, out = terminal
     logger.info("[/nope] \x1b[2J")
     assert out.getvalue() == ""
+
+
+def test_a_refused_or_deferred_pool_shows_its_reason() -> None:
+    from local.console import describe
+
+    line = describe(
+        {
+            "outcome": "rejected",
+            "intent_id": "bad",
+            "cluster": "/subscriptions/s/resourceGroups/rg/providers/x/managedClusters/aks-demo",
+            "pools": [
+                {
+                    "pool": "system",
+                    "action": "none",
+                    "before": {"count": 3},
+                    "requested": {"count": 0},
+                    "outcome": "refused",
+                    "error": {"code": "SystemPoolMinimum", "message": "'system' keeps 1 node"},
+                },
+                {"pool": "batch", "action": "none", "requested": 4, "outcome": "not_attempted"},
+            ],
+            "error": None,
+        }
+    )
+    assert "system: none 3 nodes → {\"count\": 0} (refused: 'system' keeps 1 node)" in line
+    assert "batch: none ? → 4 (not_attempted)" in line
