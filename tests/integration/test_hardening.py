@@ -15,7 +15,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import io
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -425,3 +427,75 @@ def test_after_a_401_the_gateway_retries_with_a_new_token(emulator: RunningEmula
         assert arm_statuses(emulator) == [200, 401, 200, 200]
     finally:
         gateway.close()
+
+
+# -- items 3, 7, 8 through the function ---------------------------------------------------------
+
+
+@pytest.fixture
+def console_output() -> Iterator[io.StringIO]:
+    """The local run's console handler on the `scaler` logger, writing to a buffer."""
+    from rich.console import Console
+
+    from local.console import OutcomeConsole
+
+    buffer = io.StringIO()
+    handler = OutcomeConsole(Console(file=buffer, width=10_000, color_system=None))
+    logger = logging.getLogger("scaler")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield buffer
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def test_untrusted_text_reaches_the_console_inert_and_never_raises_into_the_function(
+    app: App, console_output: io.StringIO
+) -> None:
+    hostile = {"[/nope]": 1, "a\nrejected intent=forged": 2, "\x1b[2J[blink]x[/blink]": 3}
+    for n, key in enumerate(hostile):
+        app.deliver(json.dumps({"id": f"hostile-{n}", "pools": {key: 1}}), message_id=f"m-{n}")
+    outcomes = app.take(RESULTS_QUEUE, timeout=RESULT_TIMEOUT, count=3)
+    assert [o["outcome"] for o in outcomes] == ["rejected"] * 3
+    lines = console_output.getvalue().splitlines()
+    assert len(lines) == 3, lines  # one line per outcome: the newline forged none
+    assert not any(line.startswith("rejected intent=forged") for line in lines)
+    assert "\x1b" not in console_output.getvalue()
+    assert "[/nope]" in lines[0] and "\\x1b[2J[blink]" in lines[2]
+
+
+def test_a_producer_set_retry_count_cannot_poison_its_intent(
+    app: App, settings_override: Callable[..., None]
+) -> None:
+    settings_override(SCALER_RETRY_BASE_SECONDS="1")
+    app.emulator.set_faults([{"kind": "500", "method": "PUT", "times": 1}])
+    body = {"id": "r8", "pools": {"batch": 4}, "_retry": {"attempt": 8}}
+    app.deliver(json.dumps(body), message_id="m-r8")
+    app.settle(timeout=10, quiet=2.5)
+    outcomes = app.take(RESULTS_QUEUE, timeout=RESULT_TIMEOUT, count=2)
+    assert [o["outcome"] for o in outcomes] == ["deferred", "applied"]
+    assert app.pool("batch")["count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("retry", "field"),
+    [({"attempt": 9}, "_retry.attempt"), ({"attempt": 1, "forged": True}, "_retry")],
+)
+def test_a_malformed_retry_field_is_rejected_naming_it(
+    app: App, retry: dict[str, Any], field: str
+) -> None:
+    outcome = rejection(app, json.dumps({"pools": {"batch": 4}, "_retry": retry}))
+    assert outcome["error"]["field"] == field
+
+
+def test_minus_zero_is_the_count_zero(app: App) -> None:
+    app.deliver('{"id": "minus-zero", "pools": {"batch": -0}}', message_id="m-0")
+    app.settle()
+    (outcome,) = app.take(RESULTS_QUEUE, timeout=RESULT_TIMEOUT)
+    assert outcome["outcome"] == "applied"
+    assert outcome["pools"][0]["requested"] == {"count": 0}
+    app.emulator.wait_until_settled()
+    assert app.pool("batch")["count"] == 0
