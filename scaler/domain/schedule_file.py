@@ -118,7 +118,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID
-from scaler.domain.errors import InvalidInput
+from scaler.domain.errors import InvalidInput, field_name
 
 # One definition of what ARM accepts, shared with intents (a schedule's cluster is validated
 # exactly like an intent's).
@@ -892,7 +892,8 @@ def _table(value: object, where: str) -> Mapping[str, object]:
 def _known_fields(table: Mapping[str, object], where: str, allowed: frozenset[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        path = f"{where}.{unknown[0]}" if where else unknown[0]
+        key = field_name(unknown[0])  # an empty key must still be visible
+        path = f"{where}.{key}" if where else key
         raise InvalidInput(path, f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
 

@@ -124,12 +124,6 @@ def test_arbitrary_text(text: str) -> None:
 # -- regressions: found by these properties --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedule_file._known_fields names an empty top-level key as nothing: the error is "
-    "'fuzz.toml: unknown field (…)' without the key; name it as the intents do (field_name: "
-    "'\"\"'). The properties above leave the empty key out until then.",
-)
 def test_an_empty_top_level_key_is_named() -> None:
     text = s.to_toml({"timezone": "UTC", "clusters": [{"cluster": "a", "pools": {}}], "": 1})
     with pytest.raises(InvalidInput) as caught:
