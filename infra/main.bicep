@@ -129,6 +129,16 @@ param privateEndpointSubnetId string = ''
 @description('Resource group id of the privatelink.{blob,queue,table} private DNS zones. Empty: records are left to the platform.')
 param privateDnsZoneResourceGroupId string = ''
 
+// Events (off by default): outcomes, pool changes and upcoming scheduled capacity cuts as
+// CloudEvents to an Event Grid topic (docs/deploying.md says how to subscribe).
+@description('true: create an Event Grid topic (local auth off) and publish CloudEvents to it.')
+param eventsEnabled bool = false
+
+@minValue(0)
+@maxValue(1440)
+@description('Minutes ahead a scheduled stop, scale-down or lower autoscaler bound is announced (0: never).')
+param noticeMinutes int = 15
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -244,6 +254,17 @@ module subnetAccess 'aks/subnet-access.bicep' = [for subnetId in subnetIds: {
   }
 }]
 
+module events 'app/events.bicep' = if (eventsEnabled) {
+  name: 'events'
+  scope: rg
+  params: {
+    name: 'evgt-scaler-${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
 module functionApp 'app/function.bicep' = {
   name: 'function'
   scope: rg
@@ -276,6 +297,8 @@ module functionApp 'app/function.bicep' = {
     operationSeconds: operationSeconds
     excludeTag: excludeTag
     profileTag: profileTag
+    eventGridEndpoint: eventsEnabled ? events.outputs.endpoint : ''
+    noticeMinutes: noticeMinutes
     virtualNetworkSubnetId: privateNetwork ? appSubnetId : ''
   }
   // The host starts as soon as the site exists; without its data roles it would fail its
@@ -285,6 +308,7 @@ module functionApp 'app/function.bicep' = {
     appRbac
     clusterAccess
     subnetAccess
+    events
   ]
 }
 
@@ -304,3 +328,4 @@ output SCALER_INTENTS_QUEUE_URL string = storage.outputs.intentsQueueUrl
 // these assignments (and, when this environment created it, the role) before azd down.
 output SCALER_AKS_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionGuid)
 output SCALER_AKS_ACCESS_SCOPES string = join(concat(clusterIds, subnetIds), ',')
+output SCALER_EVENTGRID_TOPIC_ID string = eventsEnabled ? events.outputs.id : ''

@@ -2,7 +2,8 @@
 
 Starts Azurite and the AKS emulator, then the function app: with `func start` when Azure
 Functions Core Tools is on the PATH, otherwise with the local host stand-in that drives the
-same functions from `function_app.py`. Prints outcomes as they happen; Ctrl+C stops all.
+same functions from `function_app.py`. Prints outcomes, and the CloudEvents the app publishes
+to the emulator's Event Grid topic, as they happen; Ctrl+C stops all.
 
 The console is for the person running it: where everything listens, what to type next, then
 one line per outcome. Everything else goes to files in the state directory (`.local/`):
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from local.console import OutcomeConsole
+from local.console import EventPrinter, OutcomeConsole
 from local.stack import LocalStack, local_stack
 from scaler.cli import console as unwrapped_console
 
@@ -82,11 +83,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     try:
-        with local_stack(args.operation_seconds, ports, state_dir / "azurite") as stack:
+        with local_stack(
+            args.operation_seconds, ports, state_dir / "azurite", events=True
+        ) as stack:
             _write_env_file(stack, state_dir)
-            if shutil.which("func") is not None and not args.no_func:
-                return _run_with_func(stack, stop, console, state_dir)
-            return _run_with_local_host(stack, stop, console, state_dir, args.timer_seconds)
+            events = EventPrinter(stack.emulator.control.events, console)
+            events.start()
+            try:
+                if shutil.which("func") is not None and not args.no_func:
+                    return _run_with_func(stack, stop, console, state_dir)
+                return _run_with_local_host(stack, stop, console, state_dir, args.timer_seconds)
+            finally:
+                events.stop()
     finally:
         ready_file.unlink(missing_ok=True)
 
@@ -191,6 +199,7 @@ def _banner(console: Console, stack: LocalStack, host: str, timer: str, state_di
         f"[bold]AKS pool scaler, local run[/] — the function app runs under {host}",
         f"  Azurite         queue {ports['queue']}, blob {ports['blob']}, table {ports['table']}",
         f"  AKS emulator    {stack.emulator.arm_endpoint}  cluster rg-demo/aks-demo",
+        f"  Event Grid      {stack.emulator.eventgrid_endpoint}  (events print here too)",
         f"  schedule timer  {timer}, with schedule.toml",
         "",
         "  Next, in another terminal:",

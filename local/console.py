@@ -1,4 +1,5 @@
-"""Prints each outcome as it happens, for the person watching the local run.
+"""Prints each outcome, and each CloudEvent the local Event Grid topic receives, as it happens,
+for the person watching the local run.
 
 Everything in an outcome may come from a producer (pool names, ids, reasons, error texts quoting
 the input), so nothing in it reaches the terminal as it is: control characters (a newline that
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -95,3 +98,79 @@ class OutcomeConsole(logging.Handler):
             self._console.print(line, markup=False, emoji=False, highlight=False)
         except Exception:  # the terminal itself failed: logging's own last resort, no raise
             self.handleError(record)
+
+
+def describe_event(entry: dict[str, Any]) -> str:
+    """One line for a CloudEvent: its type, the cluster (and pool), then what it says. Every
+    field comes from the app, which copies producers' text: escaped like an outcome."""
+    event = entry.get("event") if isinstance(entry.get("event"), dict) else entry
+    assert isinstance(event, dict)
+    kind = str(event.get("type") or "?").removeprefix("scaler.")
+    subject = str(event.get("subject") or "")
+    where = subject.rsplit("/managedClusters/", 1)[-1].replace("/agentPools/", "/") or "-"
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    parts = [f"event {kind:<21} {where}"]
+    if kind == "pool.changed":
+        before = data.get("before") or {}
+        after = data.get("after") or {}
+        was = describe_pool(before) if before else "?"
+        now = describe_pool(after) if after else "?"
+        by = data.get("by") if isinstance(data.get("by"), dict) else {}
+        parts.append(f"{was} → {now} (by {by.get('source')} {by.get('intent_id')})")
+    elif kind == "pool.change-upcoming":
+        snooze = data.get("snooze") if isinstance(data.get("snooze"), dict) else {}
+        parts.append(
+            f"{data.get('change')} at {data.get('at')} (in {data.get('in_minutes')} min); "
+            f"snooze: {json.dumps(snooze.get('intent'))}"
+        )
+    else:
+        parts.append(f"intent={data.get('intent_id')}")
+        error = data.get("error")
+        if isinstance(error, dict):
+            parts.append(f"error {error.get('code')}: {error.get('message')}")
+    return printable("  ".join(parts))
+
+
+class EventPrinter:
+    """Polls the local topic for new events (`fetch(after_seq)`) and prints one line each, from a
+    daemon thread; a failing poll is retried quietly, nothing is raised."""
+
+    def __init__(
+        self,
+        fetch: Callable[[int], list[dict[str, Any]]],
+        console: Console | None = None,
+        interval: float = 0.5,
+    ) -> None:
+        self._fetch = fetch
+        self._console = console or unwrapped_console()
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-printer", daemon=True)
+        self._seen = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def poll(self) -> None:
+        """Print what arrived since the last poll."""
+        for entry in self._fetch(self._seen):
+            self._seen = max(self._seen, int(entry.get("seq") or 0))
+            try:
+                line = Text(describe_event(entry), style="magenta")
+            except Exception as error:  # an event this console does not understand
+                line = Text(
+                    f"event ({type(error).__name__} describing it): "
+                    + printable(json.dumps(entry)[:_FALLBACK_CHARS])
+                )
+            self._console.print(line, markup=False, emoji=False, highlight=False)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.poll()
+            except Exception:  # the emulator is stopping, or a hiccup: try again next time
+                continue

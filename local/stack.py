@@ -69,9 +69,13 @@ class LocalStack:
 
 
 def app_settings(
-    azurite: AzuriteProcess, emulator: EmulatorProcess, operation_seconds: float = 1.0
+    azurite: AzuriteProcess,
+    emulator: EmulatorProcess,
+    operation_seconds: float = 1.0,
+    events: bool = False,
 ) -> dict[str, str]:
-    """What `local.settings.json` would hold: the app's settings for this stack."""
+    """What `local.settings.json` would hold: the app's settings for this stack. `events`:
+    publish CloudEvents to the emulator's Event Grid route (off for tests that count requests)."""
     return {
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "AzureWebJobsStorage": azurite.connection_string,
@@ -90,6 +94,7 @@ def app_settings(
         # func start fires the schedule timer every 30 s locally (every 5 minutes in Azure).
         "SCALER_TIMER_SCHEDULE": "*/30 * * * * *",
         **emulator.env(),
+        **({"SCALER_EVENTGRID_ENDPOINT": emulator.eventgrid_endpoint} if events else {}),
     }
 
 
@@ -99,11 +104,13 @@ def local_stack(
     azurite_ports: dict[str, int] | None = None,
     log_dir: Path | None = None,
     data_dir: Path | None = None,
+    events: bool = False,
 ) -> Iterator[LocalStack]:
     azurite = AzuriteProcess(log_dir=log_dir, data_dir=data_dir)
     if azurite_ports:
         azurite.ports = dict(azurite_ports)
     with azurite, EmulatorProcess(operation_seconds=operation_seconds) as emulator:
-        stack = LocalStack(azurite, emulator, app_settings(azurite, emulator, operation_seconds))
+        settings = app_settings(azurite, emulator, operation_seconds, events)
+        stack = LocalStack(azurite, emulator, settings)
         stack.create_storage()
         yield stack

@@ -9,7 +9,9 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from scaler.service_layer.events import Events, MessagesWithEvents
 from scaler.service_layer.intake import Intake
+from scaler.service_layer.ports import MessageGateway
 from scaler.service_layer.reconcile import Reconciler
 from scaler.service_layer.schedule_tick import ScheduleTick
 from scaler.settings import Settings
@@ -70,14 +72,24 @@ def _built() -> _Process:
             settings = Settings.from_env(env)
             identity = build_credential(env, settings.client_id)
             clusters = AksGateway(identity, settings.arm_endpoint, settings.arm_scope)
-            messages = QueueMessages(storage_client(QueueServiceClient, "queue", env, identity))
+            queues = QueueMessages(storage_client(QueueServiceClient, "queue", env, identity))
+            messages: MessageGateway = queues
+            events: Events | None = None
+            closers: list[object] = []
+            if settings.eventgrid_endpoint:  # outcomes go to the queue, then as CloudEvents
+                from scaler.adapters.events import EventGridSink
+
+                sink = EventGridSink(settings.eventgrid_endpoint, identity)
+                closers.append(sink)
+                events = Events(sink)
+                messages = MessagesWithEvents(queues, events)
             state = TableState(storage_client(TableServiceClient, "table", env, identity))
             schedule = schedule_source(settings, env, identity)
             schedules = Schedules(schedule, settings.max_count, settings.subscription_id)
             reconcile = Reconciler(settings, clusters, state, messages, schedules, utc_now)
             intents = Intake(settings, state, messages, reconcile, utc_now)
-            tick = ScheduleTick(settings, schedules, reconcile, messages, utc_now)
-            closers = [clusters, messages, state, schedule, identity]
+            tick = ScheduleTick(settings, schedules, reconcile, messages, utc_now, events)
+            closers = [clusters, queues, state, schedule, *closers, identity]
             _process = _Process(intents, reconcile, tick, identity, closers)
         return _process
 

@@ -130,6 +130,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "The schedule file, relative to the app's folder (beside function_app.py).",
     ),
     SettingSpec(
+        "SCALER_EVENTGRID_ENDPOINT",
+        "",
+        "Event Grid topic endpoint (https://…/api/events) that outcomes, pool changes and "
+        "upcoming scheduled capacity cuts are published to as CloudEvents, with the app's "
+        "identity. Empty: no events.",
+    ),
+    SettingSpec(
+        "SCALER_NOTICE_MINUTES",
+        "15",
+        "How far ahead a scheduled change that lowers a pool's capacity is announced "
+        "(`scaler.pool.change-upcoming`). 0: never.",
+    ),
+    SettingSpec(
         "SCALER_SCHEDULE_BLOB",
         "",
         "`container/blob` in the app's storage account holding the schedule; when set it is "
@@ -161,6 +174,8 @@ class Settings:
     coalesce_max_seconds: float = 30.0
     operation_seconds: float = 120.0
     tag_rules: TagRules = field(default_factory=TagRules)
+    eventgrid_endpoint: str = ""
+    notice_minutes: int = 15
 
     @property
     def default_cluster(self) -> ClusterRef | None:
@@ -247,6 +262,18 @@ class Settings:
                 f"SCALER_MAX_COUNT must be at most {AKS_MAX_NODES_PER_POOL} (the AKS limit per "
                 f"pool), not {max_count}"
             )
+        eventgrid_endpoint = text("SCALER_EVENTGRID_ENDPOINT")
+        if eventgrid_endpoint and not eventgrid_endpoint.startswith("https://"):
+            raise SettingsError(
+                f"SCALER_EVENTGRID_ENDPOINT must be an https:// URL or empty, not "
+                f"{eventgrid_endpoint!r}"
+            )
+        notice_raw = text("SCALER_NOTICE_MINUTES")
+        if not notice_raw.isdigit() or int(notice_raw) > 1440:
+            raise SettingsError(
+                f"SCALER_NOTICE_MINUTES must be a whole number of minutes from 0 to 1440, "
+                f"not {notice_raw!r}"
+            )
         return cls(
             subscription_id=text("AZURE_SUBSCRIPTION_ID"),
             client_id=text("AZURE_CLIENT_ID"),
@@ -267,6 +294,8 @@ class Settings:
             coalesce_max_seconds=seconds("SCALER_COALESCE_MAX_SECONDS"),
             operation_seconds=seconds("SCALER_OPERATION_SECONDS"),
             tag_rules=_tag_rules(text("SCALER_EXCLUDE_TAG"), text("SCALER_PROFILE_TAG")),
+            eventgrid_endpoint=eventgrid_endpoint,
+            notice_minutes=int(notice_raw),
         )
 
 

@@ -33,6 +33,9 @@ param coalesceMaxSeconds int
 param operationSeconds int
 param excludeTag string
 param profileTag string
+// The Event Grid topic's endpoint; empty: no events.
+param eventGridEndpoint string = ''
+param noticeMinutes int = 15
 
 // Private network mode: outbound traffic (storage over its private endpoints) leaves through
 // this subnet, which must be delegated to Microsoft.App/environments. Empty: no VNet integration.
@@ -202,6 +205,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SCALER_PROFILE_TAG'
           value: profileTag
+        }
+        {
+          name: 'SCALER_EVENTGRID_ENDPOINT'
+          value: eventGridEndpoint
+        }
+        {
+          name: 'SCALER_NOTICE_MINUTES'
+          value: string(noticeMinutes)
         }
         {
           name: 'SCALER_TIMER_SCHEDULE'

@@ -22,6 +22,8 @@ class TokenIssuer:
         self.lifetime = lifetime
         # token -> (expires_on, principal); the principal is what Resource Manager throttles by.
         self._tokens: dict[str, tuple[float, str]] = {}
+        # token -> the resource (audience) it was issued for: Event Grid takes only its own.
+        self._audiences: dict[str, str] = {}
 
     def header_ok(self, value: str | None) -> bool:
         return value is not None and hmac.compare_digest(value, self.identity_header)
@@ -30,6 +32,7 @@ class TokenIssuer:
         token = secrets.token_urlsafe(32)
         expires_on = int(now) + self.lifetime
         self._tokens[token] = (expires_on, client_id or SYSTEM_ASSIGNED)
+        self._audiences[token] = resource.rstrip("/")
         answer: dict[str, Any] = {
             "access_token": token,
             "expires_on": str(expires_on),
@@ -54,3 +57,10 @@ class TokenIssuer:
         if entry is None or now >= entry[0]:
             return None
         return entry[1]
+
+    def audience(self, authorization: str | None, now: float) -> str | None:
+        """The resource a valid bearer token was issued for; None for an invalid one."""
+        if self.principal(authorization, now) is None:
+            return None
+        assert authorization is not None
+        return self._audiences.get(authorization.partition(" ")[2].strip())

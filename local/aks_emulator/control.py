@@ -143,6 +143,19 @@ class EmulatorControl:
         )
         return [subscription_id(i + 1) for i in range(subscriptions)]
 
+    def events(self, after: int = 0) -> list[dict[str, Any]]:
+        """CloudEvents published to the Event Grid route (`{arm_endpoint}/api/events`), oldest
+        first: `{"seq", "time", "event"}` with `seq` greater than `after`."""
+        events: list[dict[str, Any]] = self._call("GET", "events")
+        return [entry for entry in events if entry["seq"] > after]
+
+    def clear_events(self) -> None:
+        self._call("DELETE", "events")
+
+    def fail_eventgrid(self, status: int | None) -> None:
+        """Answer every publish with `status` (e.g. 503) until None or a reset."""
+        self._call("POST", "eventgrid", {"status": status})
+
     def set_faults(self, rules: list[dict[str, Any]], random: dict[str, Any] | None = None) -> None:
         self._call("POST", "faults", {"rules": rules, "random": random})
 
@@ -335,6 +348,11 @@ class EmulatorProcess:
         if self.state_dir is None or not (self.state_dir / "stderr.log").exists():
             return ""
         return (self.state_dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def eventgrid_endpoint(self) -> str:
+        """The local Event Grid topic (SCALER_EVENTGRID_ENDPOINT)."""
+        return f"{self.arm_endpoint}/api/events"
 
     @property
     def control(self) -> EmulatorControl:

@@ -51,6 +51,10 @@ class Emulator:
         self.tokens = TokenIssuer(identity_header or secrets.token_urlsafe(24))
         self.requests: list[dict[str, Any]] = []
         self._seq = 0
+        # CloudEvents published to the Event Grid route (eventgrid.py), in arrival order.
+        self.events: list[dict[str, Any]] = []
+        self._event_seq = 0
+        self.eventgrid_status: int | None = None  # answer every publish with this, for tests
 
     @staticmethod
     def now() -> float:
@@ -81,6 +85,8 @@ class Emulator:
             self.state = AksState(seed if seed is not None else self.seed)
             self.faults.clear()
             self.requests.clear()
+            self.events.clear()
+            self.eventgrid_status = None
             self.operation_seconds = self.initial_operation_seconds
             self.throttle = Throttler(*self.initial_throttling)
             self.list_page_size = self.initial_list_page_size
@@ -118,6 +124,12 @@ class Emulator:
                     "throttled": throttled,
                 }
             )
+
+    def record_events(self, batch: list[dict[str, Any]]) -> None:
+        with self.lock:
+            for event in batch:
+                self._event_seq += 1
+                self.events.append({"seq": self._event_seq, "time": self.now(), "event": event})
 
 
 def check_page_size(value: Any) -> int:

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import trustme
 
 from .emulator import DEFAULT_LIST_PAGE_SIZE, Emulator, check_page_size, load_seed, request_stats
+from .eventgrid import EVENTGRID_PATH, PublishRefused, check_publish
 from .faults import fault_answer, token_error
 from .fleet import fleet_from_request
 from .state import PROVIDER, ArmError, invalid, unquote_etag
@@ -146,6 +147,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.lower().startswith(CONTROL_PREFIX):
             self._send(self._safe(lambda: self._control(method, path, raw)))
             return
+        if path.lower().rstrip("/") == EVENTGRID_PATH:
+            self._send(self._safe(lambda: self._eventgrid(method, query, raw)))
+            return
         body = None
         if raw:
             try:
@@ -231,6 +235,25 @@ class Handler(BaseHTTPRequestHandler):
             client_ids = query.get("client_id")
             client_id = client_ids[0] if client_ids else None
             return Reply(200, self.emu.tokens.issue(resource, client_id, self.emu.now()))
+
+    # --- Event Grid topic ----------------------------------------------------------------------
+
+    def _eventgrid(self, method: str, query: dict[str, list[str]], raw: bytes) -> Reply:
+        """A topic's publish API (eventgrid.py); not in the ARM request log or throttles."""
+        emu = self.emu
+        if method != "POST":
+            return _error(405, "MethodNotAllowed", "Publish with POST.")
+        with emu.lock:
+            audience = emu.tokens.audience(self.headers.get("Authorization"), emu.now())
+            forced = emu.eventgrid_status
+        try:
+            batch = check_publish(self.headers, raw, audience, query)
+        except PublishRefused as refused:
+            return Reply(refused.status, refused.body)
+        if forced is not None:
+            return _error(forced, "ServiceUnavailable", "Forced by the control API.")
+        emu.record_events(batch)
+        return Reply(200, None)
 
     # --- ARM -----------------------------------------------------------------------------------
 
@@ -369,6 +392,19 @@ class Handler(BaseHTTPRequestHandler):
                 seed = fleet_from_request(body["fleet"], emu.seed)
             emu.reset(seed)
             return Reply(200, {"reset": True, "clusters": len(emu.state.clusters)})
+        if key == ("GET", "/_emulator/events"):
+            return Reply(200, list(emu.events))
+        if key == ("DELETE", "/_emulator/events"):
+            emu.events.clear()
+            return Reply(200, {"cleared": True})
+        if key == ("POST", "/_emulator/eventgrid"):
+            status = body.get("status")
+            if status is not None and (
+                isinstance(status, bool) or not isinstance(status, int) or not 400 <= status < 600
+            ):
+                return _error(400, "BadRequest", "'status' must be an HTTP error status or null.")
+            emu.eventgrid_status = status
+            return Reply(200, {"status": status})
         if key == ("GET", "/_emulator/faults"):
             return Reply(200, emu.faults.to_dict())
         if key == ("POST", "/_emulator/faults"):

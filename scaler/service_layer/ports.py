@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeAlias
 
 from scaler.domain.clusters import ClusterRef
+from scaler.domain.events import Event
 from scaler.domain.planner import PoolPlan
 from scaler.domain.pools import PoolState
 from scaler.domain.resolution import PoolMemo
@@ -65,6 +66,13 @@ class MessageGateway(Protocol):
 
     def park(self, message: dict[str, Any]) -> None:
         """Move an intent whose retries are spent to the poison queue."""
+        ...
+
+
+class EventSink(Protocol):
+    def send(self, events: Sequence[Event]) -> None:
+        """Publish CloudEvents, best effort: bounded in time, never raises (a failure is
+        logged; the outcome on `scale-results` and the store stay the record)."""
         ...
 
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
+from scaler.domain.events import UpcomingChange, upcoming_changes
 from scaler.domain.outcomes import (
     Outcome,
     Overall,
@@ -83,6 +84,8 @@ class Report:
     problem: Problem | None = None  # the cluster could not be read
     retrying: bool = False  # ... and it is retried later (a transient failure)
     skipped: str | None = None  # why nothing was done (coalescing, nothing to do)
+    # Timer runs: the schedule's capacity cuts within SCALER_NOTICE_MINUTES (for events).
+    upcoming: list[UpcomingChange] = field(default_factory=list)
 
 
 @dataclass
@@ -809,6 +812,8 @@ class Reconciler:
             if lost is not None:
                 self._publish(lost, report)
             return False
+        if trigger == "timer" and schedule is not None:
+            report.upcoming = self._upcoming(cluster, work, schedule)
         unreported = self._unreported_outcome(cluster, work, trigger, schedule_name)
         if unreported is not None:
             to_publish.append(bounded(unreported.to_json()))
@@ -824,6 +829,23 @@ class Reconciler:
         if published:
             self._mark_published(cluster, published)
         return True
+
+    def _upcoming(
+        self, cluster: ClusterRef, work: _Pass, schedule: PoolScheduleView
+    ) -> list[UpcomingChange]:
+        """The schedule's capacity cuts within the notice period, from the pools as just
+        written and the sources as just recorded (no further read)."""
+        return upcoming_changes(
+            cluster,
+            schedule,
+            _scheduled_pools(schedule),
+            [r.source for r in work.sources.values()],
+            {name: record.memo for name, record in work.memos.items()},
+            work.current,
+            work.now,
+            timedelta(minutes=self._settings.notice_minutes),
+            self._settings.max_count,
+        )
 
     def _publish(self, outcome: Outcome, report: Report) -> None:
         report.outcomes.append(publish(self._messages, outcome))

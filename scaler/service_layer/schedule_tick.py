@@ -13,6 +13,7 @@ import logging
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.errors import InvalidInput
 from scaler.domain.outcomes import Outcome, Overall, Problem
+from scaler.service_layer.events import Events
 from scaler.service_layer.intake import cluster_refusal
 from scaler.service_layer.ports import Clock, MessageGateway
 from scaler.service_layer.reconcile import Reconciler, publish
@@ -30,8 +31,10 @@ class ScheduleTick:
         reconciler: Reconciler,
         messages: MessageGateway,
         clock: Clock,
+        events: Events | None = None,
     ) -> None:
         self._settings = settings
+        self._events = events
         self._schedules = schedules
         self._reconciler = reconciler
         self._messages = messages
@@ -82,6 +85,9 @@ class ScheduleTick:
                 overall = Overall.DEFERRED if report.retrying else Overall.REJECTED
                 outcomes.append(about(cluster, overall, report.problem))
             outcomes.extend(o for o in report.outcomes if o.source == "timer")
+            if self._events is not None and report.upcoming:
+                # After the outcomes: best effort, never raises.
+                self._events.upcoming(report.upcoming, now)
         return outcomes
 
     def _publish(self, outcome: Outcome) -> Outcome:

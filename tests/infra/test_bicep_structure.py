@@ -189,6 +189,8 @@ BUILT_IN_ROLES = {
     "ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8": "Azure Kubernetes Service Contributor Role",
     "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
     "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+    # integration.md
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
 
 # Exactly what the custom role may do; anything else is a review decision, not a drive-by.
