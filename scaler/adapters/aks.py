@@ -181,6 +181,7 @@ def _state(pool: AgentPool) -> PoolState:
         provisioning_state=_text(pool.provisioning_state, "Succeeded"),
         etag=pool.e_tag,
         spot=_text(pool.scale_set_priority, "Regular").lower() == "spot",
+        vm_size=str(pool.vm_size or ""),
         tags={str(k): str(v) for k, v in (pool.tags or {}).items()},
         handle=pool,
     )

@@ -12,19 +12,37 @@ import argparse
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from scaler.cli.io import EXIT_INVALID, EXIT_UNREACHABLE, CliError, load_settings
+from scaler.cli.io import EXIT_INVALID, EXIT_UNREACHABLE, EXIT_USAGE, CliError, load_settings
+from scaler.cli.schedule import (
+    add_savings_arguments,
+    amount,
+    describe_totals,
+    node_hours,
+    print_method,
+    savings_options,
+)
 from scaler.clock import utc_now
 from scaler.domain.clusters import (
     CLUSTER_NAME,
     RESOURCE_GROUP_NAME,
     SUBSCRIPTION_ID,
     ClusterRef,
+)
+from scaler.domain.savings import (
+    Baseline,
+    ClusterSavings,
+    PoolSavings,
+    SavingsOptions,
+    cluster_savings,
+    week_of,
 )
 from scaler.service_layer.intake import cluster_refusal
 from scaler.service_layer.status import ClusterStatus, PoolStatus, StatusReader
@@ -56,6 +74,14 @@ def add_status_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         action="store_true",
         help='print {"at", "clusters": [{"cluster", "id", "schedule", "error", "pools": [...]}]}',
     )
+    status.add_argument(
+        "--savings",
+        action="store_true",
+        help="add the node-hours (and with --prices, money, priced by the pools' VM sizes as "
+        "read) the schedule saves this week (from Monday, local time), per pool and in total; "
+        'in JSON each pool gets "savings" and each cluster a "savings" summary',
+    )
+    add_savings_arguments(status, vm_sizes=False)
     status.set_defaults(run=_status)
 
 
@@ -68,8 +94,15 @@ def _status(args: argparse.Namespace, out: Console) -> int:
         refusal = cluster_refusal(settings, target)
         if refusal is not None:  # refused before anything is built or read
             raise CliError(f"{refusal.code}: {refusal.message}", EXIT_INVALID)
+    if not args.savings:
+        given = [name for name in ("--baseline", "--prices") if getattr(args, name[2:])]
+        if given:
+            raise CliError(f"{given[0]} goes with --savings", EXIT_USAGE)
+    options: SavingsOptions | None = None
     try:
         with status_reader(settings) as reader:
+            if args.savings:
+                options = savings_options(args, reader.named_states())
             targets = [target] if target is not None else reader.known_clusters()
             if not targets:
                 raise CliError(
@@ -82,19 +115,56 @@ def _status(args: argparse.Namespace, out: Console) -> int:
         raise CliError(
             f"could not read the app's state: {_first_line(error)}", EXIT_UNREACHABLE
         ) from None
+    savings = {id(s): status_savings(s, options) for s in statuses} if options else {}
     if args.json:
-        out.print_json(
-            data={"at": utc_now().isoformat(), "clusters": [s.to_json() for s in statuses]}
-        )
+        document: dict[str, Any] = {"at": utc_now().isoformat(), "clusters": []}
+        for status in statuses:
+            document["clusters"].append(_with_savings(status, savings.get(id(status)), options))
+        if options is not None:
+            document["savings_method"] = options.method()
+        out.print_json(data=document)
     else:
         for number, status in enumerate(statuses):
             if number:
                 out.print()
-            print_cluster(out, status, utc_now())
+            print_cluster(out, status, utc_now(), savings.get(id(status)), options)
+        if options is not None:
+            print_method(out, options)
     unreadable = [
         s for s in statuses if s.problem is not None and s.problem.code != "ClusterNotAllowed"
     ]
     return EXIT_UNREACHABLE if unreadable else 0
+
+
+def status_savings(status: ClusterStatus, options: SavingsOptions) -> ClusterSavings | None:
+    """This week's savings of the cluster's scheduled pools, priced by the VM sizes of the
+    same ARM read; a pool without a window that asks for nodes counts its current size."""
+    schedule = status.schedule
+    if schedule is None or status.problem is not None:
+        return None
+    current = [pool.current for pool in status.pools if pool.current is not None]
+    sizes = {pool.name: pool.vm_size for pool in current if pool.vm_size}
+    fallbacks = {
+        pool.name: Baseline(Fraction(pool.count), "its size now (ARM)")
+        for pool in current
+        if pool.count and not pool.is_stopped
+    }
+    options = replace(options, vm_sizes={**sizes, **options.vm_sizes})
+    start, end = week_of(schedule, utc_now(), monday=True)
+    return cluster_savings(schedule, start, end, options, None, fallbacks)
+
+
+def _with_savings(
+    status: ClusterStatus, savings: ClusterSavings | None, options: SavingsOptions | None
+) -> dict[str, Any]:
+    document = status.to_json()
+    if options is None:
+        return document
+    document["savings"] = savings.to_json(with_pools=False) if savings is not None else None
+    for pool in document["pools"]:
+        found = savings.pool(pool["pool"]) if savings is not None else None
+        pool["savings"] = found.to_json() if found is not None else None
+    return document
 
 
 def parse_target(text: str, settings: Settings) -> ClusterRef:
@@ -169,7 +239,13 @@ def _close(thing: object) -> None:
 # --- for people ------------------------------------------------------------------------------
 
 
-def print_cluster(out: Console, status: ClusterStatus, now: datetime) -> None:
+def print_cluster(
+    out: Console,
+    status: ClusterStatus,
+    now: datetime,
+    savings: ClusterSavings | None = None,
+    options: SavingsOptions | None = None,
+) -> None:
     heading = status.cluster.short_name
     if status.schedule_name:
         heading += f" (schedule {status.schedule_name})"
@@ -182,16 +258,43 @@ def print_cluster(out: Console, status: ClusterStatus, now: datetime) -> None:
     table = Table()
     for column in ("pool", "now", "desired", "decided by", "until", "next scheduled change"):
         table.add_column(column)
+    if options is not None:
+        table.add_column("saved this week")
     for pool in status.pools:
-        table.add_row(
+        row = [
             pool.pool,
             describe_now(pool),
             describe_desired(pool),
             describe_decider(pool, now),
             when(pool.why.until, now),
             describe_next(pool, now),
-        )
+        ]
+        if options is not None:
+            found = savings.pool(pool.pool) if savings is not None else None
+            row.append(describe_saved(found, options))
+        table.add_row(*row)
     out.print(table, markup=False)
+    if savings is not None and savings.total.counted_pools:
+        start = savings.local(savings.start)
+        out.print(
+            f"savings, week from {start:%a %Y-%m-%d} ({node_hours(savings.hours)} h, "
+            f"{savings.timezone}): {describe_totals(savings.total, options or SavingsOptions())}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def describe_saved(pool: PoolSavings | None, options: SavingsOptions) -> str:
+    if pool is None:
+        return "-"
+    saved = pool.saved_node_hours
+    if saved is None or pool.baseline is None:
+        return "no baseline (--baseline)"
+    base = f"{node_hours(pool.baseline.nodes)} × {node_hours(pool.hours)} h"
+    text = f"{node_hours(saved)} node-h\nof {base}"
+    if pool.saved_money is not None:
+        text += f"\n{amount(pool.saved_money, options.currency)}"
+    return text
 
 
 def describe_now(pool: PoolStatus) -> str:

@@ -69,6 +69,7 @@ class PoolState:
     provisioning_state: str
     etag: str | None
     spot: bool = False
+    vm_size: str = ""  # e.g. "Standard_D8ds_v5" ("" when unknown): prices a node (savings)
     # The pool's Azure tags, read in the same ARM read (owners steer the scaler with them).
     tags: Mapping[str, str] = field(default_factory=dict, compare=False)
     handle: object = field(default=None, compare=False, repr=False)

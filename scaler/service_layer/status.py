@@ -13,7 +13,7 @@ message gateway and a store whose writes raise, so it cannot change anything by 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from scaler.domain.outcomes import PoolOutcome, Problem
 from scaler.domain.planner import PoolPlan
 from scaler.domain.pools import PoolState
 from scaler.domain.resolution import Why
-from scaler.domain.schedule import ClusterSchedule, Schedule
+from scaler.domain.schedule import ClusterSchedule, Schedule, ScheduledState
 from scaler.service_layer.intake import cluster_refusal
 from scaler.service_layer.ports import (
     Clock,
@@ -120,6 +120,8 @@ class ClusterStatus:
     schedule_name: str | None = None  # None: the schedule does not name this cluster
     problem: Problem | None = None  # refused (not allowed) or unreadable: no pools
     retrying: bool = False  # the problem is transient
+    # What the pools follow: the file's entry once tagged pools have their profiles (savings).
+    schedule: ClusterSchedule | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +196,10 @@ class StatusReader:
                 cluster, now, schedule_name=name, problem=report.problem, retrying=report.retrying
             )
         current = self._pools.seen.get(_key(cluster), [])
+        # Pools tagged with a profile follow it, from the same read (no request of its own).
+        rules = self._settings.tag_rules
+        schedule = self._schedules.with_tag_profiles(cluster, schedule, current, rules, now)
+        name = schedule_name if schedule is not None else None
         records = self._records.seen.get(_key(cluster), ClusterRecords())
         names = [pool.name for pool in current]
         names += [n for n in report.resolutions if n not in names]
@@ -218,7 +224,14 @@ class StatusReader:
                     schedule=_schedule_status(schedule, pool, now),
                 )
             )
-        return ClusterStatus(cluster, now, tuple(pools), schedule_name=name)
+        return ClusterStatus(cluster, now, tuple(pools), schedule_name=name, schedule=schedule)
+
+    def named_states(self) -> dict[str, ScheduledState]:
+        """The schedule's `[states]` (for `--baseline STATE`); none when it is unusable."""
+        try:
+            return dict(self._schedules.load(self._clock())[0].states)
+        except InvalidInput:
+            return {}
 
 
 def _schedule_status(

@@ -6,13 +6,17 @@ import io
 import json
 import re
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from scaler.cli import main
+from scaler.domain.pools import PoolState
+from scaler.service_layer.ports import GatewayError
 from scaler.settings import SETTINGS
+from tests.fakes import pool as fake_pool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -425,7 +429,8 @@ def test_preview_json_of_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture
     [
         (["--profile", "nope"], "error: the schedule has no profile 'nope' (profiles: office-hours)\n", 1),
         (["--profile", "office-hours", "--cluster", "rg/x"], "error: the schedule has no cluster 'rg/x' (clusters: rg/aks)\n", 1),
-        (["--cluster", "rg/aks"], "error: --cluster goes with --profile\n", 2),
+        (["--cluster", "aks"], "error: --cluster 'aks' must look like resourceGroup/cluster\n", 2),
+        (["--baseline", "6"], "error: --baseline goes with --savings\n", 2),
     ],
 )  # fmt: skip
 def test_preview_of_an_unknown_profile_or_cluster(
@@ -434,3 +439,224 @@ def test_preview_of_an_unknown_profile_or_cluster(
     path = write(tmp_path, CALENDAR)
     assert main(["schedule", "preview", path, *argv]) == code
     assert capsys.readouterr().err == message
+
+
+# --- preview --savings ---------------------------------------------------------------------------
+
+DST_WEEK = ["--savings", "--at", "2026-10-19T00:00:00+02:00"]
+
+
+def test_preview_savings_json_has_exactly_these_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"Standard_D8ds_v5": 0.452, "currency": "EUR"}')
+    argv = [*DST_WEEK, "--json", "--prices", str(prices), "--vm-size", "batch=Standard_D8ds_v5"]
+    argv += ["--price", "web=0.2", "--baseline", "gpu=1"]
+    assert main(["schedule", "preview", "schedule.toml", *argv]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["method"].startswith("saved = baseline nodes × hours in the week − Σ")
+    (cluster,) = document.pop("clusters")
+    pools = {pool["pool"]: pool for pool in cluster.pop("pools")}
+    # Mon 19 October 00:00 CEST to Mon 26 October 00:00 CET: 169 hours.
+    assert cluster == {
+        "cluster": "rg-demo/aks-demo",
+        "timezone": "Europe/Amsterdam",
+        "week_start": "2026-10-19T00:00:00+02:00",
+        "week_end": "2026-10-26T00:00:00+01:00",
+        "hours_in_week": 169,
+        "total": {
+            "baseline_node_hours": 1690,  # 1014 + 507 + 169
+            "scheduled_node_hours": 629,  # 360 + 269 + 0
+            "saved_node_hours": 1061,
+            "saved_money": 343.208,  # 295.608 + 47.6 (gpu is not priced)
+            "counted_pools": 3,
+            "priced_pools": 2,
+        },
+    }
+    assert document == {
+        "method": document["method"],
+        "autoscale": "min",
+        "currency": "EUR",
+        "total": cluster["total"],
+    }
+    # batch: 6 nodes (its window) × 169 = 1014; the window asks 5 × 12 h × 6 = 360; stopped
+    # otherwise. Saved 654 node-hours × 0.452 = 295.608.
+    assert pools["batch"] == {
+        "pool": "batch",
+        "profile": None,
+        "baseline": {"nodes": 6, "from": "largest window Mon-Fri 07:00-19:00"},
+        "hours_in_week": 169,
+        "baseline_node_hours": 1014,
+        "scheduled_node_hours": 360,
+        "saved_node_hours": 654,
+        "vm_size": "Standard_D8ds_v5",
+        "price_per_hour": 0.452,
+        "saved_money": 295.608,
+    }
+    # web: 3 (min of 3-20) × 169 = 507; 5 × 10 h × 3 + 119 h × 1 = 269; 238 × 0.2 = 47.6.
+    assert (pools["web"]["saved_node_hours"], pools["web"]["saved_money"]) == (238, 47.6)
+    assert pools["web"]["baseline"]["from"] == (
+        "largest window Mon-Fri 08:00-18:00 (autoscale 3-20 at min)"
+    )
+    # gpu: no window; --baseline gpu=1; held at 0 by the exception all week: saved 169.
+    assert pools["gpu"]["baseline"] == {"nodes": 1, "from": "--baseline 1"}
+    assert (pools["gpu"]["scheduled_node_hours"], pools["gpu"]["saved_money"]) == (0, None)
+
+
+def test_preview_savings_table_says_how_it_is_computed(capsys: pytest.CaptureFixture[str]) -> None:
+    text = "\n".join(timeline(capsys, "schedule.toml", *DST_WEEK))
+    words = " ".join(text.split())  # the title and the explanation wrap at the terminal's width
+    assert (
+        "rg-demo/aks-demo · savings per week · Mon 2026-10-19 00:00 – Mon 2026-10-26 00:00 "
+        "Europe/Amsterdam (169 h)" in words
+    )
+    assert "  baseline of batch: 6 = largest window Mon-Fri 07:00-19:00" in text
+    assert (
+        "  baseline of web: 3 = largest window Mon-Fri 08:00-18:00 (autoscale 3-20 at min)" in text
+    )
+    assert re.search(r"│ batch +│ 6 nodes +│ +1,014 │ +360 │ +654 │ +64% │", text)
+    assert re.search(r"│ gpu +│ none: give --baseline +│ +- │", text)
+    assert re.search(r"│ total +│ +│ +1,521 │ +629 │ +892 │ +59% │", text)
+    assert "how: saved = baseline nodes × hours in the week" in words
+    assert "autoscale counts its min, --autoscale max or mid to change" in words
+
+
+def test_preview_savings_defaults_to_this_week_from_monday(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["schedule", "preview", "schedule.toml", "--savings", "--json"]) == 0
+    (cluster,) = json.loads(capsys.readouterr().out)["clusters"]
+    assert cluster["week_start"] == "2026-11-23T00:00:00+01:00"  # NOW is Monday 23 November
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--vm-size", "batch=Standard_D8ds_v5"], "--vm-size goes with --prices"),
+        (["--price", "web"], "--price 'web' must look like POOL=VALUE"),
+        (["--price", "web=free"], "--price 'web=free': the price must be a number of 0 or more"),
+        (["--baseline", "lots"], "--baseline: 'lots' is neither a node count nor a named state"),
+        (["--autoscale", "avg"], "argument --autoscale: invalid choice: 'avg'"),
+    ],
+)
+def test_preview_savings_refusals(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    try:
+        code = main(["schedule", "preview", "schedule.toml", "--savings", *argv])
+    except SystemExit as exited:
+        code = int(exited.code or 0)
+    assert code in (1, 2)
+    assert message in capsys.readouterr().err
+
+
+def test_preview_savings_of_a_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CALENDAR)
+    argv = ["--profile", "office-hours", "--savings", "--at", "2026-11-23T00:00:00+01:00"]
+    assert main(["schedule", "preview", path, *argv, "--json"]) == 0
+    (cluster,) = json.loads(capsys.readouterr().out)["clusters"]
+    (pool,) = cluster["pools"]
+    # office (3 at min) Mon-Fri 08-18: 5 × 10 × 3 = 150; stopped otherwise; 3 × 168 = 504.
+    assert (pool["profile"], pool["scheduled_node_hours"], pool["saved_node_hours"]) == (
+        "office-hours",
+        150,
+        354,
+    )
+
+
+# --- preview --cluster: pools with the profile their tag gives them ------------------------------
+
+
+def tagged_pools(settings: object, cluster: object) -> list[PoolState]:
+    return [
+        replace(fake_pool("batch"), vm_size="Standard_D8ds_v5"),
+        replace(
+            fake_pool("web"), tags={"scaler-schedule": "office-hours"}, vm_size="Standard_D4ds_v5"
+        ),
+        replace(fake_pool("spot"), tags={"scaler-schedule": "nope"}),
+        replace(fake_pool("gpu"), tags={"scaler": "off"}),
+        replace(fake_pool("system", mode="System")),
+    ]
+
+
+def test_preview_cluster_shows_each_pool_with_the_profile_from_its_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("SCALER_ALLOWED_CLUSTERS", "rg/aks")
+    monkeypatch.setattr("scaler.cli.schedule.read_cluster_pools", tagged_pools)
+    path = write(tmp_path, CALENDAR)
+    argv = [path, "--cluster", "rg/aks", "--at", "2026-11-23T09:00:00+01:00", "--days", "1"]
+    lines = timeline(capsys, *argv)
+    assert lines[:6] == [
+        "rg/aks: 5 pools read from Azure",
+        "  batch: as the file says",
+        "  web: follows profile office-hours (tag scaler-schedule=office-hours)",
+        "  spot: tagged scaler-schedule=nope, a profile the file does not define: not scheduled",
+        "  gpu: excluded by its tag scaler=off: the scaler never writes it",
+        "  system: not in the schedule (left alone)",
+    ]
+    text = "\n".join(lines)
+    assert "│ (profile      │" in text and "office-hours) │" in text
+    assert "window Mon-Fri 08:00-18:00 (profile office-hours)" in text
+    assert (
+        main(["schedule", "preview", *argv[:3], "--at", "2026-11-23T09:00:00+01:00", "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {
+        "rg/aks": {"batch": {"power": "Stopped"}, "web": {"min": 3, "max": 20}}
+    }
+
+
+def test_preview_cluster_savings_prices_by_the_vm_sizes_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("SCALER_ALLOWED_CLUSTERS", "rg/aks")
+    monkeypatch.setattr("scaler.cli.schedule.read_cluster_pools", tagged_pools)
+    prices = tmp_path / "prices.toml"
+    prices.write_text("Standard_D4ds_v5 = 0.25\n")
+    argv = ["--cluster", "rg/aks", "--savings", "--at", "2026-11-23T00:00:00+01:00", "--json"]
+    assert (
+        main(["schedule", "preview", write(tmp_path, CALENDAR), *argv, "--prices", str(prices)])
+        == 0
+    )
+    (cluster,) = json.loads(capsys.readouterr().out)["clusters"]
+    web = next(p for p in cluster["pools"] if p["pool"] == "web")
+    # the profile: 3 × 168 = 504 − 150 = 354 node-hours × 0.25 = 88.5
+    assert (web["profile"], web["vm_size"], web["saved_money"]) == (
+        "office-hours",
+        "Standard_D4ds_v5",
+        88.5,
+    )
+
+
+def test_preview_cluster_says_when_it_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(settings: object, cluster: object) -> list[PoolState]:
+        raise GatewayError("AuthorizationFailed", "no read access", transient=False)
+
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("SCALER_ALLOWED_CLUSTERS", "rg/aks")
+    monkeypatch.setattr("scaler.cli.schedule.read_cluster_pools", unreachable)
+    path = write(tmp_path, CALENDAR)
+    assert main(["schedule", "preview", path, "--cluster", "rg/aks", "--days", "1"]) == 3
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "warning: could not read rg/aks (AuthorizationFailed: no read access); tags not applied\n"
+    )
+    assert captured.out.startswith(
+        "rg/aks: not read, pools shown as the file has them (tags not applied)\n"
+    )
+    assert "│ batch │" in captured.out
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID")
+    assert main(["schedule", "preview", path, "--cluster", "rg/aks", "--days", "1"]) == 3
+    assert "cannot read rg/aks: set AZURE_SUBSCRIPTION_ID" in capsys.readouterr().err
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("SCALER_ALLOWED_CLUSTERS", "rg/other")
+    assert main(["schedule", "preview", path, "--cluster", "rg/aks", "--days", "1"]) == 3
+    assert capsys.readouterr().err == (
+        "warning: ClusterNotAllowed: cluster rg/aks is not in SCALER_ALLOWED_CLUSTERS; not "
+        "read, tags not applied\n"
+    )
