@@ -23,8 +23,9 @@ from scaler.domain.errors import InvalidInput
 from scaler.domain.intents import Intent, intent_id_of, parse_intent
 from scaler.domain.outcomes import Outcome, Overall, Problem
 from scaler.domain.sources import SourceKind, source_of
+from scaler.service_layer.messages import publish, reconcile_message
 from scaler.service_layer.ports import Clock, DesiredStateStore, MessageGateway, SourceRecord
-from scaler.service_layer.reconcile import Reconciler, Report, publish, reconcile_message
+from scaler.service_layer.reconcile import Reconciler, Report
 from scaler.service_layer.retry import RetryPolicy
 from scaler.settings import Settings
 

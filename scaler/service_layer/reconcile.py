@@ -18,15 +18,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
+from scaler.domain.clusters import ClusterRef
 from scaler.domain.events import UpcomingChange, upcoming_changes
 from scaler.domain.outcomes import (
     Outcome,
@@ -42,6 +40,13 @@ from scaler.domain.pools import PoolState
 from scaler.domain.resolution import PoolScheduleView, Resolution, Why, resolve_pool
 from scaler.domain.schedule import ClusterSchedule
 from scaler.domain.sources import Source, SourceKind
+from scaler.service_layer.messages import (
+    cluster_of,
+    log_outcome,
+    publish,
+    reconcile_message,
+    source_message,
+)
 from scaler.service_layer.ports import (
     Clock,
     ClusterGateway,
@@ -132,14 +137,8 @@ class Reconciler:
         with send rights on the queue could write one: it is checked like an intent's target,
         and a bad one is logged and dropped (there is nobody to send an outcome to)."""
         try:
-            document = json.loads(body)
-            cluster = ClusterRef(
-                _name(document, "subscription_id", SUBSCRIPTION_ID),
-                _name(document, "resource_group", RESOURCE_GROUP_NAME),
-                _name(document, "cluster", CLUSTER_NAME),
-            )
-            reason = str(document.get("reason", "wake"))[:20]
-        except (ValueError, TypeError, AttributeError, KeyError) as error:
+            cluster, reason = cluster_of(body)
+        except ValueError as error:
             log.warning("reconcile message ignored: %s", str(error)[:200])
             return None
         if not self._settings.allows(cluster):
@@ -708,7 +707,7 @@ class Reconciler:
             f"gave up after {record.attempt + 1} attempts and parked the intent in the poison "
             f"queue{detail}",
         )
-        self._messages.park(source_message(record.source, work.records, record))
+        self._messages.park(source_message(record.source, work.cluster))
         work.sources.pop(record.source.id, None)
         done = replace(record, status=Status.FINAL, active=False, attempt=record.attempt + 1)
         work.finished[record.source.id] = (
@@ -931,24 +930,6 @@ _NO_PROBLEM = Problem("Excluded", "excluded by tag")
 _NO_OUTCOME = Outcome("", Overall.UNCHANGED, datetime.min, "")  # a record change, no message
 
 
-def publish(messages: MessageGateway, outcome: Outcome) -> Outcome:
-    """Log an outcome and put it on `scale-results`, cut to fit (the one way every use case
-    publishes one)."""
-    document = bounded(outcome.to_json())
-    log_outcome(document)
-    messages.publish_outcome(document)
-    return outcome
-
-
-def log_outcome(document: Mapping[str, Any]) -> None:
-    log.info(
-        "intent %s: %s",
-        document.get("intent_id"),
-        document.get("outcome"),
-        extra={"correlation_id": document.get("intent_id"), "outcome": json.dumps(document)},
-    )
-
-
 def _scheduled_pools(schedule: PoolScheduleView) -> list[str]:
     names = getattr(schedule, "pool_names", ())
     return list(names)
@@ -991,35 +972,3 @@ def _recorded_at(record: SourceRecord) -> datetime:
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else "?"
-
-
-def _name(document: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
-    value = document[key]
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValueError(f"{key} is not valid")
-    return value
-
-
-def reconcile_message(cluster: ClusterRef, reason: str) -> dict[str, Any]:
-    return {
-        "subscription_id": cluster.subscription_id,
-        "resource_group": cluster.resource_group,
-        "cluster": cluster.name,
-        "reason": reason,
-    }
-
-
-def source_message(source: Source, records: ClusterRecords, record: SourceRecord) -> dict[str, Any]:
-    """The intent as a queue message again, for the poison queue."""
-    message: dict[str, Any] = {
-        "id": source.id,
-        "pools": {name: request.to_json() for name, request in source.pools.items()},
-        "issued_at": source.issued_at.isoformat(),
-    }
-    if source.until is not None and source.kind is SourceKind.HOLD:
-        message["hold_until"] = source.until.isoformat()
-    if source.releases is not None:
-        message["release"] = source.releases
-    if source.reason:
-        message["reason"] = source.reason
-    return message

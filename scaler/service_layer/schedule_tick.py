@@ -15,8 +15,9 @@ from scaler.domain.errors import InvalidInput
 from scaler.domain.outcomes import Outcome, Overall, Problem
 from scaler.service_layer.events import Events
 from scaler.service_layer.intake import cluster_refusal
+from scaler.service_layer.messages import publish
 from scaler.service_layer.ports import Clock, MessageGateway
-from scaler.service_layer.reconcile import Reconciler, publish
+from scaler.service_layer.reconcile import Reconciler
 from scaler.service_layer.schedules import Schedules
 from scaler.settings import Settings
 
