@@ -19,7 +19,19 @@ SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-demo"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 PROVIDER = "Microsoft.ContainerService"
-FIXTURES = Path("/work/shared/fixtures/arm")
+# The shared AKS fixtures sit beside the checkout (shared/ next to the repository's folder, as
+# in CI's clone and the developers' machines).
+FIXTURES = next(
+    (
+        candidate
+        for candidate in (
+            Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "arm",
+            Path("/work/shared/fixtures/arm"),
+        )
+        if candidate.is_dir()
+    ),
+    Path("/work/shared/fixtures/arm"),
+)
 PROFILE_FIELDS = {
     "name",
     "count",
