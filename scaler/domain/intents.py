@@ -89,8 +89,6 @@ class Intent:
     lease: timedelta | None = None
     # A release: the id of the lease it ends early (pools stay empty).
     release: str | None = None
-    # The id came from the queue message, not the producer (redeliveries share it).
-    id_from_message: bool = False
     # Which try of a dry run this is (`_retry`, set when the app re-enqueues it).
     attempt: int = 1
 

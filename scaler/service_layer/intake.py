@@ -81,14 +81,14 @@ class Intake:
         """Everything the intent trigger does with one message. Returns the outcome published
         now, if any. Raises only when storage fails, so the host's retry takes the message
         back (and its redelivery is recognised)."""
-        now = self._clock()
+        now = self._clock()  # when the intent is accepted: holds and leases run from here
         try:
-            intent = self.parse(body)
+            intent = parse_intent(body, self._defaults, now)
         except InvalidInput as error:
             problem = Problem("InvalidIntent", str(error), field=error.field or None)
             return self._refuse(intent_id_of(body) or message_id, message_id, problem, now)
         if not intent.id:  # keyed by the message, so a redelivery is recognised
-            intent = replace(intent, id=message_id, id_from_message=True)
+            intent = replace(intent, id=message_id)
         if intent.issued_at is None:
             intent = replace(intent, issued_at=min(enqueued_at or now, now))
         refusal = cluster_refusal(self._settings, intent.cluster)
