@@ -182,6 +182,26 @@ def deploy_role(env: Mapping[str, str], clusters: list[str], subnets: list[str],
     return role_id
 
 
+def role_definitions(role_guid: str, subscription: str, az: Az) -> list[dict[str, object]]:
+    """The role definition `role_guid` as seen from `subscription` (empty: not there, or not
+    replicated there yet)."""
+    listed = az(
+        [
+            "role",
+            "definition",
+            "list",
+            "--name",
+            role_guid,
+            "--scope",
+            f"/subscriptions/{subscription}",
+            "--output",
+            "json",
+        ]
+    )
+    found: list[dict[str, object]] = json.loads(listed or "[]")
+    return found
+
+
 def wait_for_role(
     role_guid: str,
     subscriptions: Sequence[str],
@@ -193,22 +213,7 @@ def wait_for_role(
         seen_in_a_row = 0
         waited = 0.0
         while seen_in_a_row < ROLE_CONSISTENT_READS:
-            found = json.loads(
-                az(
-                    [
-                        "role",
-                        "definition",
-                        "list",
-                        "--name",
-                        role_guid,
-                        "--scope",
-                        f"/subscriptions/{subscription}",
-                        "--output",
-                        "json",
-                    ]
-                )
-                or "[]"
-            )
+            found = role_definitions(role_guid, subscription, az)
             seen_in_a_row = seen_in_a_row + 1 if found else 0
             if seen_in_a_row >= ROLE_CONSISTENT_READS:
                 break
@@ -310,22 +315,7 @@ def predown(
         return
     role_guid = role_id.rsplit("/", 1)[-1]
     subscription = env.get("AZURE_SUBSCRIPTION_ID", "").strip() or subscription_of(role_id)
-    exists = json.loads(
-        az(
-            [
-                "role",
-                "definition",
-                "list",
-                "--name",
-                role_guid,
-                "--scope",
-                f"/subscriptions/{subscription}",
-                "--output",
-                "json",
-            ]
-        )
-        or "[]"
-    )
+    exists = role_definitions(role_guid, subscription, az)
     if not exists:
         return
     # Deleting the assignments takes a moment to reach the role definition's check.
