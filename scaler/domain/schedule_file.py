@@ -775,25 +775,34 @@ def _months(value: object, where: str) -> tuple[frozenset[int], str]:
 
 
 def _month(name: str, value: str, where: str) -> int:
-    if name not in _MONTH_INDEX:
-        shown = f"{name!r} in {value!r}" if name != value.strip().lower() else repr(value)
-        raise InvalidInput(
-            where,
-            f"{shown} is not a month: use Jan, Feb, Mar, Apr, May, Jun, Jul, Aug, Sep, Oct, Nov, "
-            'Dec, ranges and commas ("Dec", "Jun-Aug", "Nov-Feb")',
-        )
-    return _MONTH_INDEX[name]
+    return _named(
+        _MONTH_INDEX,
+        name,
+        value,
+        where,
+        "a month: use Jan, Feb, Mar, Apr, May, Jun, Jul, Aug, Sep, Oct, Nov, Dec, ranges and "
+        'commas ("Dec", "Jun-Aug", "Nov-Feb")',
+    )
 
 
 def _day(name: str, value: str, where: str) -> int:
-    if name not in _DAY_INDEX:
+    return _named(
+        _DAY_INDEX,
+        name,
+        value,
+        where,
+        "a day: use Mon, Tue, Wed, Thu, Fri, Sat, Sun, ranges and commas "
+        '("Mon-Fri", "Sat,Sun", "Mon,Wed-Fri"), nth weekdays ("Mon#1", "Fri#L") or "daily"',
+    )
+
+
+def _named(index: Mapping[str, int], name: str, value: str, where: str, what: str) -> int:
+    """`name` (one part of `value`, lower case) looked up in `index`, or an error that quotes
+    the part and the whole when they differ, and says what is allowed."""
+    if name not in index:
         shown = f"{name!r} in {value!r}" if name != value.strip().lower() else repr(value)
-        raise InvalidInput(
-            where,
-            f"{shown} is not a day: use Mon, Tue, Wed, Thu, Fri, Sat, Sun, ranges and commas "
-            '("Mon-Fri", "Sat,Sun", "Mon,Wed-Fri"), nth weekdays ("Mon#1", "Fri#L") or "daily"',
-        )
-    return _DAY_INDEX[name]
+        raise InvalidInput(where, f"{shown} is not {what}")
+    return index[name]
 
 
 def _time_of_day(value: object, where: str, *, allow_24: bool) -> int:
