@@ -37,7 +37,7 @@ from scaler.domain.outcomes import (
 )
 from scaler.domain.planner import Action, PoolPlan, plan_pool
 from scaler.domain.pools import PoolState
-from scaler.domain.resolution import PoolScheduleView, Resolution, Why, resolve_pool
+from scaler.domain.resolution import Resolution, Why, resolve_pool
 from scaler.domain.schedule import ClusterSchedule
 from scaler.domain.sources import Source, SourceKind
 from scaler.service_layer.messages import (
@@ -354,7 +354,7 @@ class Reconciler:
             record, source=replace(record.source, pools=dict(lease.source.pools))
         )
 
-    def _pools_in_question(self, work: _Pass, schedule: PoolScheduleView | None) -> list[str]:
+    def _pools_in_question(self, work: _Pass, schedule: ClusterSchedule | None) -> list[str]:
         names: dict[str, None] = {}
         for record in [*work.sources.values(), *work.pending.values()]:
             names.update(dict.fromkeys(record.source.pools))
@@ -362,13 +362,13 @@ class Reconciler:
             if memo.memo.baseline is not None:
                 names[name] = None
         if schedule is not None:
-            names.update(dict.fromkeys(_scheduled_pools(schedule)))
+            names.update(dict.fromkeys(schedule.pool_names))
         return list(names)
 
     def _resolve_and_plan(
         self,
         work: _Pass,
-        schedule: PoolScheduleView | None,
+        schedule: ClusterSchedule | None,
         pools: Iterable[str],
     ) -> None:
         """Resolve and plan every pool; a pending intent that a guardrail refuses is rejected
@@ -442,7 +442,7 @@ class Reconciler:
         self,
         cluster: ClusterRef,
         work: _Pass,
-        schedule: PoolScheduleView | None,
+        schedule: ClusterSchedule | None,
         pools: list[str],
         report: Report,
     ) -> None:
@@ -772,7 +772,7 @@ class Reconciler:
         cluster: ClusterRef,
         work: _Pass,
         report: Report,
-        schedule: PoolScheduleView | None,
+        schedule: ClusterSchedule | None,
         trigger: str,
         schedule_name: str,
     ) -> bool:
@@ -830,14 +830,14 @@ class Reconciler:
         return True
 
     def _upcoming(
-        self, cluster: ClusterRef, work: _Pass, schedule: PoolScheduleView
+        self, cluster: ClusterRef, work: _Pass, schedule: ClusterSchedule
     ) -> list[UpcomingChange]:
         """The schedule's capacity cuts within the notice period, from the pools as just
         written and the sources as just recorded (no further read)."""
         return upcoming_changes(
             cluster,
             schedule,
-            _scheduled_pools(schedule),
+            schedule.pool_names,
             [r.source for r in work.sources.values()],
             {name: record.memo for name, record in work.memos.items()},
             work.current,
@@ -928,11 +928,6 @@ class Reconciler:
 
 _NO_PROBLEM = Problem("Excluded", "excluded by tag")
 _NO_OUTCOME = Outcome("", Overall.UNCHANGED, datetime.min, "")  # a record change, no message
-
-
-def _scheduled_pools(schedule: PoolScheduleView) -> list[str]:
-    names = getattr(schedule, "pool_names", ())
-    return list(names)
 
 
 def _pool_outcome(
