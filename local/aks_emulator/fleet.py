@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .state import check_tags
+
 # Pool templates, used in turn: the first pool of every cluster is the System pool.
 POOL_TEMPLATES: list[dict[str, Any]] = [
     {"mode": "System", "count": 3, "vmSize": "Standard_D4ds_v5", "enableAutoScaling": False},
@@ -37,6 +39,9 @@ FLEET_KEYS = {
     "pools_per_cluster",
     "location",
     "keep_seed",
+    "tags",
+    "tag_every",
+    "cluster_tags",
 }
 
 
@@ -52,6 +57,9 @@ def fleet_seed(
     pools_per_cluster: int = 3,
     location: str = "westeurope",
     base: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    tag_every: int = 1,
+    cluster_tags: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A seed with `subscriptions x resource_groups x clusters_per_resource_group` clusters.
 
@@ -59,6 +67,10 @@ def fleet_seed(
     resource groups are `rg-fleet-s{i}-g{j}` and their clusters `aks-s{i}-g{j}-c{k}`. Pools
     follow POOL_TEMPLATES in turn (system, batch, web, gpu, then batch-2, ...). `base` (a seed)
     contributes its clusters first, e.g. the default seed to keep `rg-demo`.
+
+    Tags: the generated cluster number n (0, 1, ... in the order above, across subscriptions)
+    carries `tags` when n % tag_every == 0 (every cluster with the default 1). `cluster_tags`,
+    keyed by cluster name (generated or from `base`), replaces a cluster's tags with its own.
     """
     for name, value in (
         ("subscriptions", subscriptions),
@@ -68,6 +80,15 @@ def fleet_seed(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"'{name}' must be an integer >= 1")
+    if isinstance(tag_every, bool) or not isinstance(tag_every, int) or tag_every < 1:
+        raise ValueError("'tag_every' must be an integer >= 1")
+    rule_tags = check_tags(tags, "'tags'") if tags is not None else {}
+    if cluster_tags is not None and not isinstance(cluster_tags, dict):
+        raise ValueError("'cluster_tags' must be an object keyed by cluster name")
+    overrides = {
+        name.lower(): check_tags(value, f"'cluster_tags.{name}'")
+        for name, value in (cluster_tags or {}).items()
+    }
     clusters: list[dict[str, Any]] = []
     default_sub = "00000000-0000-0000-0000-000000000000"
     if base is not None:
@@ -76,6 +97,7 @@ def fleet_seed(
             entry = copy.deepcopy(entry)
             entry.setdefault("subscriptionId", default_sub)
             clusters.append(entry)
+    base_count = len(clusters)
     for s in range(subscriptions):
         for g in range(resource_groups):
             for c in range(clusters_per_resource_group):
@@ -94,6 +116,14 @@ def fleet_seed(
                         "agentPools": [_pool(p) for p in range(pools_per_cluster)],
                     }
                 )
+                if rule_tags and (len(clusters) - base_count - 1) % tag_every == 0:
+                    clusters[-1]["tags"] = dict(rule_tags)
+    for entry in clusters:
+        if entry["name"].lower() in overrides:
+            entry["tags"] = dict(overrides[entry["name"].lower()])
+    unknown = set(overrides) - {entry["name"].lower() for entry in clusters}
+    if unknown:
+        raise ValueError(f"'cluster_tags' names clusters not in the fleet: {sorted(unknown)}")
     return {"subscriptionId": default_sub, "clusters": clusters}
 
 

@@ -131,6 +131,8 @@ class Cluster:
     etag: str
     properties: dict[str, Any]
     pools: dict[str, Pool] = field(default_factory=dict)  # keyed by lower-case name
+    # Azure tags as given (key case kept); ARM answers them at the resource's top level.
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -153,14 +155,17 @@ class Cluster:
         properties["agentPoolProfiles"] = [
             {"name": p.name, **copy.deepcopy(p.properties)} for p in self.pools.values()
         ]
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "type": CLUSTER_TYPE,
             "location": self.location,
             "eTag": self.etag,
-            "properties": properties,
         }
+        if self.tags:  # ARM leaves `tags` out of an untagged resource
+            body["tags"] = dict(self.tags)
+        body["properties"] = properties
+        return body
 
 
 def _pool_from_seed(entry: dict[str, Any]) -> Pool:
@@ -174,6 +179,17 @@ def _pool_from_seed(entry: dict[str, Any]) -> Pool:
     return Pool(name=entry["name"], properties=properties, restore_count=entry.get("restoreCount"))
 
 
+def check_tags(value: Any, where: str = "'tags'") -> dict[str, str]:
+    """Azure tags: an object of string values. Keys are unique case-insensitively, as in Azure."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{where} must be an object of non-empty string keys and string values")
+    if len({k.lower() for k in value}) != len(value):
+        raise ValueError(f"{where} has keys that differ only in case (tag names are not)")
+    return dict(value)
+
+
 def _cluster_from_seed(subscription: str, entry: dict[str, Any]) -> Cluster:
     properties = copy.deepcopy(entry.get("properties", {}))
     properties.setdefault("provisioningState", SUCCEEDED)
@@ -185,6 +201,7 @@ def _cluster_from_seed(subscription: str, entry: dict[str, Any]) -> Cluster:
         location=entry.get("location", "westeurope"),
         etag=entry.get("eTag", new_etag()),
         properties=properties,
+        tags=check_tags(entry.get("tags", {}), f"tags of cluster {entry.get('name')!r}"),
     )
     for pool_entry in entry.get("agentPools", []):
         pool = _pool_from_seed(pool_entry)
@@ -243,6 +260,15 @@ class AksState:
                 f"under resource group '{rg}' was not found."
             )
         return cluster, pool
+
+    def find_cluster(self, subscription: str | None, rg: str, name: str) -> Cluster:
+        """For the control API: a cluster in `subscription`, or the first `rg/name` match."""
+        if subscription is not None:
+            return self.cluster(subscription, rg, name)
+        for (_, rg_l, c_l), cluster in self.clusters.items():
+            if (rg_l, c_l) == (rg.lower(), name.lower()):
+                return cluster
+        raise not_found(f"No cluster {rg}/{name} in the emulator.")
 
     def find_pool(self, rg: str, cluster_name: str, name: str) -> Pool:
         """For the control API, which has no subscription in its paths: the first match."""
@@ -311,7 +337,28 @@ class AksState:
             for c in self.clusters.values()
         }
 
+    def cluster_summaries(self) -> list[dict[str, Any]]:
+        """For the control API: every cluster's place and tags, in seed order."""
+        return [
+            {
+                "subscriptionId": c.subscription,
+                "resourceGroup": c.resource_group,
+                "name": c.name,
+                "tags": dict(c.tags),
+            }
+            for c in self.clusters.values()
+        ]
+
     # --- writes --------------------------------------------------------------------------------
+
+    def set_cluster_tags(
+        self, subscription: str | None, rg: str, name: str, tags: Any
+    ) -> dict[str, str]:
+        """Replace a cluster's tags (like a tags update on the cluster: its eTag changes)."""
+        cluster = self.find_cluster(subscription, rg, name)
+        cluster.tags = check_tags(tags)
+        cluster.etag = new_etag()
+        return dict(cluster.tags)
 
     def put_pool(
         self,
