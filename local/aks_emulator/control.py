@@ -113,6 +113,22 @@ class EmulatorControl:
                         return properties
         raise KeyError(f"no pool {rg}/{cluster}/{name} in the emulator")
 
+    def clusters(self) -> list[dict[str, Any]]:
+        """Every cluster, in seed order: `{"subscriptionId", "resourceGroup", "name", "tags"}`."""
+        clusters: list[dict[str, Any]] = self._call("GET", "clusters")
+        return clusters
+
+    def set_cluster_tags(
+        self, rg: str, cluster: str, tags: dict[str, str], subscription: str | None = None
+    ) -> dict[str, str]:
+        """Replace a cluster's Azure tags (GET/LIST managedClusters and Resource Graph see them
+        at once; the cluster's eTag changes). Without `subscription`, the first cluster named
+        `rg/cluster` in any subscription. Returns the tags now set."""
+        path = "/".join(quote(part, safe="") for part in (subscription or "*", rg, cluster))
+        result: dict[str, Any] = self._call("POST", f"clusters/{path}/tags", {"tags": tags})
+        new_tags: dict[str, str] = result["tags"]
+        return new_tags
+
     def reset(self, seed: dict[str, Any] | None = None) -> None:
         """Back to the start-up seed (or `seed`); clears faults, the log, config changes and
         throttle limit overrides, and refills every throttle bucket."""
@@ -125,22 +141,27 @@ class EmulatorControl:
         clusters_per_resource_group: int = 5,
         pools_per_cluster: int = 3,
         keep_seed: bool = False,
+        tags: dict[str, str] | None = None,
+        tag_every: int = 1,
+        cluster_tags: dict[str, dict[str, str]] | None = None,
     ) -> list[str]:
         """Reset to a generated fleet (see `fleet.fleet_seed`, built by the emulator itself);
-        returns the fleet's subscription ids. `keep_seed` keeps the start-up seed's clusters."""
-        self._call(
-            "POST",
-            "reset",
-            {
-                "fleet": {
-                    "subscriptions": subscriptions,
-                    "resource_groups": resource_groups,
-                    "clusters_per_resource_group": clusters_per_resource_group,
-                    "pools_per_cluster": pools_per_cluster,
-                    "keep_seed": keep_seed,
-                }
-            },
-        )
+        returns the fleet's subscription ids. `keep_seed` keeps the start-up seed's clusters.
+        Generated cluster n carries `tags` when n % tag_every == 0; `cluster_tags` (by cluster
+        name) replaces the tags of the clusters it names."""
+        fleet: dict[str, Any] = {
+            "subscriptions": subscriptions,
+            "resource_groups": resource_groups,
+            "clusters_per_resource_group": clusters_per_resource_group,
+            "pools_per_cluster": pools_per_cluster,
+            "keep_seed": keep_seed,
+            "tag_every": tag_every,
+        }
+        if tags is not None:
+            fleet["tags"] = tags
+        if cluster_tags is not None:
+            fleet["cluster_tags"] = cluster_tags
+        self._call("POST", "reset", {"fleet": fleet})
         return [subscription_id(i + 1) for i in range(subscriptions)]
 
     def events(self, after: int = 0) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from .emulator import DEFAULT_LIST_PAGE_SIZE, Emulator, check_page_size, load_se
 from .eventgrid import EVENTGRID_PATH, PublishRefused, check_publish
 from .faults import fault_answer, token_error
 from .fleet import fleet_from_request
+from .resourcegraph import RESOURCE_GRAPH_PATH, QueryRefused, run_query
 from .state import PROVIDER, ArmError, invalid, unquote_etag
 from .throttle import check_time_scale, request_kind
 
@@ -67,6 +68,8 @@ ROUTES: dict[str, re.Pattern[str]] = {
     ),
 }
 _FORCE_POOL = re.compile(r"^/_emulator/pools/([^/]+)/([^/]+)/([^/]+)/?$", re.IGNORECASE)
+# `*` as the subscription: the first cluster with that resource group and name.
+_CLUSTER_TAGS = re.compile(r"^/_emulator/clusters/([^/]+)/([^/]+)/([^/]+)/tags/?$", re.IGNORECASE)
 
 
 @dataclass
@@ -160,6 +163,9 @@ class Handler(BaseHTTPRequestHandler):
         if is_token:
             kind = "Token"
             reply = self._safe(lambda: self._token(method, query))
+        elif RESOURCE_GRAPH_PATH.match(path):
+            kind = "ResourceGraphQuery" if method == "POST" else f"{method.capitalize()}Resources"
+            reply = self._safe(lambda: self._arm(method, path, query, body))
         else:
             route, match = self._route(path)
             kind = "Unknown"
@@ -277,6 +283,9 @@ class Handler(BaseHTTPRequestHandler):
                 "The access token is missing or invalid (not issued by this emulator).",
             )
 
+        if RESOURCE_GRAPH_PATH.match(path):
+            return self._resource_graph(method, body, principal)
+
         in_subscription = _SUBSCRIPTION.match(path)
         subscription = unquote(in_subscription["sub"]) if in_subscription else None
         with emu.lock:
@@ -346,6 +355,26 @@ class Handler(BaseHTTPRequestHandler):
             )
         return Reply(200, pool_body, headers)
 
+    def _resource_graph(self, method: str, body: Any, principal: str) -> Reply:
+        """Resource Graph: its own per-principal quota (no Resource Manager bucket), then the
+        query (resourcegraph.py). The quota headers go on every answer, 400s included."""
+        emu = self.emu
+        with emu.lock:
+            verdict = emu.throttle.resource_graph(principal, emu.clock())
+            if not verdict.allowed:
+                return Reply(429, verdict.body, verdict.headers, throttled=verdict.throttled_by)
+            if method != "POST":
+                return Reply(
+                    405,
+                    {"error": {"code": "MethodNotAllowed", "message": "Query with POST."}},
+                    verdict.headers,
+                )
+            try:
+                answer = run_query(emu.state, body, emu.list_page_size)
+            except QueryRefused as refused:
+                return Reply(400, refused.body(), verdict.headers)
+        return Reply(200, answer, verdict.headers)
+
     @staticmethod
     def _route(path: str) -> tuple[str, re.Match[str] | None]:
         for name, pattern in ROUTES.items():
@@ -380,6 +409,8 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"cleared": True})
         if key == ("GET", "/_emulator/pools"):
             return Reply(200, emu.state.snapshot(emu.now()))
+        if key == ("GET", "/_emulator/clusters"):
+            return Reply(200, emu.state.cluster_summaries())
         if key == ("GET", "/_emulator/stats"):
             return Reply(200, request_stats(emu.requests))
         if key == ("POST", "/_emulator/reset"):
@@ -427,6 +458,15 @@ class Handler(BaseHTTPRequestHandler):
         if key == ("DELETE", "/_emulator/throttle"):
             emu.throttle.refill_all()
             return Reply(200, emu.throttle.to_dict(emu.clock()))
+        tags = _CLUSTER_TAGS.match(path)
+        if key[0] == "POST" and tags:
+            sub, rg, cluster = (unquote(g) for g in tags.groups())
+            if set(body) != {"tags"}:
+                return _error(400, "BadRequest", "The body takes 'tags' (an object) only.")
+            new_tags = emu.state.set_cluster_tags(
+                None if sub == "*" else sub, rg, cluster, body["tags"]
+            )
+            return Reply(200, {"tags": new_tags})
         force = _FORCE_POOL.match(path)
         if key[0] == "POST" and force:
             rg, cluster, pool = (unquote(g) for g in force.groups())

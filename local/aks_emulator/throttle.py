@@ -9,6 +9,10 @@ requests" and the AKS "Throttling limits on AKS resource provider APIs"):
    `x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}` and the `-global-` variant.
 2. The AKS resource provider, after Resource Manager, with buckets per agent pool, per cluster,
    per resource group or per subscription depending on the API.
+3. Azure Resource Graph, on its own (its queries take no Resource Manager token): a quota per
+   principal of 15 queries in a fixed 5-second window ("Guidance for throttled requests in
+   Azure Resource Graph"). Every answer carries `x-ms-user-quota-remaining` and
+   `x-ms-user-quota-resets-after` (hh:mm:ss); the quota comes back whole when the window ends.
 
 A request takes one token from each bucket it passes; an empty bucket answers 429 with
 `Retry-After` (whole seconds until a token, at least 1). A request refused by Resource
@@ -29,6 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .resourcegraph import resource_graph_error
+
 GLOBAL_FACTOR = 15  # the global per-subscription limit is 15x the per-principal one
 NEVER_SECONDS = 3600  # Retry-After of a bucket that never refills (a limit set to refill 0)
 EPSILON = 1e-9  # float refill sums such as 30 x (1/60) + 30 x (1/60) count as a whole token
@@ -36,16 +42,27 @@ EPSILON = 1e-9  # float refill sums such as 30 x (1/60) + 30 x (1/60) count as a
 
 @dataclass(frozen=True)
 class Limit:
+    """A token bucket (`burst`, refilled continuously), or with `window_seconds` a fixed window:
+    `burst` requests per window, all given back when the window ends."""
+
     burst: float
-    refill_per_second: float
+    refill_per_second: float  # a window's average: burst / window_seconds
     scope: str  # what one bucket is for: documentation and the control API
+    window_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "burst": self.burst,
             "refill_per_second": self.refill_per_second,
             "scope": self.scope,
         }
+        if self.window_seconds is not None:
+            answer["window_seconds"] = self.window_seconds
+        return answer
+
+
+def window_limit(quota: float, seconds: float, scope: str) -> Limit:
+    return Limit(quota, quota / seconds if seconds > 0 else 0.0, scope, seconds)
 
 
 DEFAULT_LIMITS: dict[str, Limit] = {
@@ -61,6 +78,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "aks_list_managed_clusters_subscription": Limit(500, 1, "subscription"),
     "aks_list_managed_clusters_resource_group": Limit(60, 1, "resource group"),
     "aks_other": Limit(60, 1, "subscription"),
+    # Azure Resource Graph, per principal (user): 15 queries in every 5-second window.
+    "resource_graph": window_limit(15, 5, "principal"),
 }
 
 ARM_OPERATIONS = {
@@ -167,6 +186,24 @@ class Bucket:
 
 
 @dataclass
+class Window:
+    """A fixed-window quota: `remaining` requests until `ends` (virtual seconds; None before the
+    first request of a window, which starts the window)."""
+
+    remaining: float
+    ends: float | None = None
+
+    def roll(self, limit: Limit, vnow: float) -> None:
+        if self.ends is not None and vnow >= self.ends - EPSILON:
+            self.remaining, self.ends = limit.burst, None
+
+    def left(self, limit: Limit, vnow: float) -> float:
+        """Virtual seconds until the quota is whole again (a whole window if not started)."""
+        length = limit.window_seconds if limit.window_seconds is not None else 0.0
+        return length if self.ends is None else max(0.0, self.ends - vnow)
+
+
+@dataclass
 class Verdict:
     """The outcome of a throttle check: allowed, or the 429 to answer instead."""
 
@@ -175,6 +212,12 @@ class Verdict:
     throttled_by: str | None = None  # e.g. "arm_reads", "arm_reads_global", "aks_put_agent_pool"
     retry_after: int = 0  # whole real seconds
     body: dict[str, Any] | None = None
+
+
+def hhmmss(seconds: float) -> str:
+    """Whole seconds rounded up, as `hh:mm:ss` (Resource Graph's `x-ms-user-quota-resets-after`)."""
+    total = max(0, math.ceil(seconds - EPSILON))
+    return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
 
 
 def _retry_headers(real_wait: float, time_scale: float) -> tuple[int, dict[str, str]]:
@@ -195,6 +238,7 @@ class Throttler:
         self.time_scale = float(time_scale)
         self.limits: dict[str, Limit] = dict(DEFAULT_LIMITS)
         self._buckets: dict[tuple[str, tuple[str, ...]], Bucket] = {}
+        self._windows: dict[tuple[str, tuple[str, ...]], Window] = {}
         self._virtual = 0.0
         self._real: float | None = None
 
@@ -219,6 +263,7 @@ class Throttler:
     def refill_all(self) -> None:
         """Every bucket full again (buckets are made full when first used)."""
         self._buckets.clear()
+        self._windows.clear()
 
     def set_limits(self, raw: Any) -> None:
         """Override limits: `{"aks_put_agent_pool": {"burst": 2, "refill_per_second": 0.5}}`.
@@ -233,21 +278,36 @@ class Throttler:
                 raise ThrottleConfigError(
                     f"unknown limit {name!r}; use one of {sorted(DEFAULT_LIMITS)}"
                 )
-            if not isinstance(value, dict) or set(value) - {"burst", "refill_per_second"}:
+            window = new[name].window_seconds
+            keys = {"burst", "refill_per_second"} if window is None else {"burst", "window_seconds"}
+            if not isinstance(value, dict) or set(value) - keys:
                 raise ThrottleConfigError(
-                    f"limit {name!r} must be an object with 'burst' and/or 'refill_per_second'"
+                    f"limit {name!r} must be an object with some of {sorted(keys)}"
                 )
             burst = value.get("burst", new[name].burst)
             rate = value.get("refill_per_second", new[name].refill_per_second)
-            for key, number in (("burst", burst), ("refill_per_second", rate)):
-                if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
-                    raise ThrottleConfigError(f"{name}.{key} must be a number >= 0")
+            window = value.get("window_seconds", window)
+            checks = (("burst", burst), ("refill_per_second", rate), ("window_seconds", window))
+            for field_name, number in checks:
+                if number is not None and (
+                    isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0
+                ):
+                    raise ThrottleConfigError(f"{name}.{field_name} must be a number >= 0")
             if burst < 1:
                 raise ThrottleConfigError(f"{name}.burst must be at least 1")
-            new[name] = Limit(float(burst), float(rate), new[name].scope)
+            if window is None:
+                new[name] = Limit(float(burst), float(rate), new[name].scope)
+            elif window <= 0:
+                raise ThrottleConfigError(f"{name}.window_seconds must be > 0")
+            else:
+                new[name] = window_limit(float(burst), float(window), new[name].scope)
         self.limits = new
-        for key in [k for k in self._buckets if k[0] in raw or k[0].removesuffix("_global") in raw]:
-            del self._buckets[key]
+        for bucket_key in [
+            k for k in self._buckets if k[0] in raw or k[0].removesuffix("_global") in raw
+        ]:
+            del self._buckets[bucket_key]
+        for window_key in [k for k in self._windows if k[0] in raw]:
+            del self._windows[window_key]
 
     def to_dict(self, now: float) -> dict[str, Any]:
         vnow = self._vnow(now)
@@ -261,6 +321,18 @@ class Throttler:
                     "scope": list(scope),
                     "tokens": round(bucket.tokens, 3),
                     "burst": limit.burst * factor,
+                }
+            )
+        for (name, scope), window in self._windows.items():
+            limit = self.limits[name]
+            window.roll(limit, vnow)
+            buckets.append(
+                {
+                    "limit": name,
+                    "scope": list(scope),
+                    "tokens": window.remaining,
+                    "burst": limit.burst,
+                    "resets_in_seconds": round(window.left(limit, vnow) / self.time_scale, 3),
                 }
             )
         return {
@@ -365,6 +437,46 @@ class Throttler:
             seconds,
             {"error": {"code": "Throttled", "message": message}},
         )
+
+    def resource_graph(self, principal: str, now: float) -> Verdict:
+        """Resource Graph's per-principal quota: a fixed window, its two headers on every answer."""
+        name = "resource_graph"
+        limit = self.limits[name]
+        vnow = self._vnow(now)
+        window = self._windows.get((name, (principal,)))
+        if window is None:
+            window = self._windows[(name, (principal,))] = Window(limit.burst)
+        window.roll(limit, vnow)
+        if not self.enabled:  # nothing is counted: report a whole quota and a whole window
+            return Verdict(True, self._quota_headers(limit.burst, Window(limit.burst), vnow))
+        if window.remaining < 1 - EPSILON:
+            real_wait = min(window.left(limit, vnow) / self.time_scale, NEVER_SECONDS)
+            headers = self._quota_headers(0, window, vnow)
+            if self.time_scale != 1:  # hh:mm:ss is too coarse once windows get sub-second
+                headers["x-ms-retry-after-ms"] = str(max(1, math.ceil(real_wait * 1000 - 1e-6)))
+            body = resource_graph_error(
+                "RateLimiting",
+                [
+                    {
+                        "code": "RateLimiting",
+                        "message": "Client application has been throttled and should not "
+                        "attempt to repeat the request until an amount of time has elapsed. "
+                        "Please see https://aka.ms/resourcegraph-throttling for help.",
+                    }
+                ],
+            )
+            return Verdict(False, headers, name, max(1, math.ceil(real_wait - EPSILON)), body)
+        if window.ends is None:
+            window.ends = vnow + (limit.window_seconds or 0.0)
+        window.remaining -= 1
+        return Verdict(True, self._quota_headers(window.remaining, window, vnow))
+
+    def _quota_headers(self, remaining: float, window: Window, vnow: float) -> dict[str, str]:
+        left = window.left(self.limits["resource_graph"], vnow) / self.time_scale
+        return {
+            "x-ms-user-quota-remaining": str(max(0, math.floor(remaining + EPSILON))),
+            "x-ms-user-quota-resets-after": hhmmss(left),
+        }
 
 
 def check_time_scale(value: Any) -> float:

@@ -180,6 +180,7 @@ def test_limits_match_the_documented_numbers() -> None:
         "aks_list_managed_clusters_subscription": (500, 1),
         "aks_list_managed_clusters_resource_group": (60, 1),
         "aks_other": (60, 1),
+        "resource_graph": (15, 3),  # a fixed window: 15 queries per 5 s (test_resource_graph.py)
     }
 
 
