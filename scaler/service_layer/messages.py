@@ -27,12 +27,17 @@ def publish(messages: MessageGateway, outcome: Outcome) -> Outcome:
 
 
 def log_outcome(document: Mapping[str, Any]) -> None:
+    """The outcome as one log line (the whole document in `outcome`, read by the local console),
+    then as structured telemetry: one record for it and one per pool (scaler/telemetry.py)."""
+    from scaler.telemetry import emit_outcome
+
     log.info(
         "intent %s: %s",
         document.get("intent_id"),
         document.get("outcome"),
         extra={"correlation_id": document.get("intent_id"), "outcome": json.dumps(document)},
     )
+    emit_outcome(document)
 
 
 def reconcile_message(cluster: ClusterRef, reason: str) -> dict[str, Any]:
