@@ -63,6 +63,8 @@ def _built() -> _Process:
             from scaler.adapters.aks import AksGateway
             from scaler.adapters.credentials import build_credential
             from scaler.adapters.queues import QueueMessages
+            from scaler.adapters.rate_limits import RateLimiter, RateLimitPolicy
+            from scaler.adapters.resource_graph import ResourceGraphDirectory
             from scaler.adapters.schedule_source import schedule_source
             from scaler.adapters.state import TableState
             from scaler.adapters.storage import storage_client
@@ -77,7 +79,11 @@ def _built() -> _Process:
                 env, lambda: build_credential(env, settings.client_id)
             )
             identity = build_credential(env, settings.client_id)
-            clusters = AksGateway(identity, settings.arm_endpoint, settings.arm_scope)
+            # One pacing of Resource Manager's limits for every client and thread of the process.
+            pacing = [RateLimitPolicy(RateLimiter())]
+            arm = (identity, settings.arm_endpoint, settings.arm_scope)
+            clusters = AksGateway(*arm, policies=pacing)
+            directory = ResourceGraphDirectory(*arm, policies=pacing)
             queues = QueueMessages(storage_client(QueueServiceClient, "queue", env, identity))
             messages: MessageGateway = queues
             events: Events | None = None
@@ -92,10 +98,10 @@ def _built() -> _Process:
             state = TableState(storage_client(TableServiceClient, "table", env, identity))
             schedule = schedule_source(settings, env, identity)
             schedules = Schedules(schedule, settings.max_count, settings.subscription_id)
-            reconcile = Reconciler(settings, clusters, state, messages, schedules, utc_now)
+            reconcile = Reconciler(settings, clusters, state, messages, schedules, utc_now, events)
             intents = Intake(settings, state, messages, reconcile, utc_now)
-            tick = ScheduleTick(settings, schedules, reconcile, messages, utc_now, events)
-            closers = [clusters, queues, state, schedule, *closers, identity]
+            tick = ScheduleTick(settings, schedules, clusters, messages, utc_now, directory)
+            closers = [clusters, directory, queues, state, schedule, *closers, identity]
             _process = _Process(intents, reconcile, tick, identity, closers)
         return _process
 

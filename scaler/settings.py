@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import isodate
 
-from scaler.domain.clusters import ClusterRef, is_allowed
+from scaler.domain.clusters import ClusterRef, allowed_subscriptions, is_allowed
 from scaler.domain.intents import IntentDefaults
 from scaler.domain.pools import AKS_MAX_NODES_PER_POOL
 from scaler.domain.tags import TagRules
@@ -143,6 +143,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "(`scaler.pool.change-upcoming`). 0: never.",
     ),
     SettingSpec(
+        "SCALER_FLEET_LIST_MIN_CLUSTERS",
+        "3",
+        "A tick reads a subscription's pools with one paged `LIST managedClusters` when it "
+        "reconciles at least this many clusters there (fewer: each cluster reads its own). "
+        "0: never list.",
+    ),
+    SettingSpec(
         "SCALER_SCHEDULE_BLOB",
         "",
         "`container/blob` in the app's storage account holding the schedule; when set it is "
@@ -176,6 +183,7 @@ class Settings:
     tag_rules: TagRules = field(default_factory=TagRules)
     eventgrid_endpoint: str = ""
     notice_minutes: int = 15
+    fleet_list_min_clusters: int = 3
 
     @property
     def default_cluster(self) -> ClusterRef | None:
@@ -188,6 +196,13 @@ class Settings:
         point makes before a cluster is read or written."""
         return is_allowed(
             cluster, self.allowed_clusters, self.default_cluster, self.subscription_id
+        )
+
+    def allowed_subscriptions(self) -> tuple[str, ...] | None:
+        """The subscriptions the allowlist can reach (None: any, an entry has `*` there): where
+        a tag search has to look."""
+        return allowed_subscriptions(
+            self.allowed_clusters, self.default_cluster, self.subscription_id
         )
 
     def intent_defaults(self) -> IntentDefaults:
@@ -274,6 +289,12 @@ class Settings:
                 f"SCALER_NOTICE_MINUTES must be a whole number of minutes from 0 to 1440, "
                 f"not {notice_raw!r}"
             )
+        fleet_raw = text("SCALER_FLEET_LIST_MIN_CLUSTERS")
+        if not fleet_raw.isdigit():
+            raise SettingsError(
+                f"SCALER_FLEET_LIST_MIN_CLUSTERS must be a whole number (0: never list), "
+                f"not {fleet_raw!r}"
+            )
         return cls(
             subscription_id=text("AZURE_SUBSCRIPTION_ID"),
             client_id=text("AZURE_CLIENT_ID"),
@@ -296,6 +317,7 @@ class Settings:
             tag_rules=_tag_rules(text("SCALER_EXCLUDE_TAG"), text("SCALER_PROFILE_TAG")),
             eventgrid_endpoint=eventgrid_endpoint,
             notice_minutes=int(notice_raw),
+            fleet_list_min_clusters=int(fleet_raw),
         )
 
 

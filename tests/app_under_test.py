@@ -92,6 +92,16 @@ class App:
                     time.sleep(0.1)
         return delivered
 
+    def tick(self, past_due: bool = False) -> int:
+        """Fire the schedule timer as the host would, then deliver the reconciles it queued
+        (one per cluster) and what they queue in turn, as the host would. Returns how many
+        reconciles ran."""
+        from azure.functions.timer import TimerRequest
+
+        timer = registered_functions(function_app.app)["scale_schedule"]
+        timer.get_user_function()(TimerRequest(past_due=past_due))
+        return self.settle(quiet=0.3)
+
     def take(self, name: str, timeout: float = 0, count: int = 1) -> list[dict[str, Any]]:
         """Receive and delete the visible messages of a queue, waiting up to `timeout` for at
         least `count` of them."""

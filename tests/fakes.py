@@ -11,15 +11,17 @@ import copy
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.planner import Action, PoolPlan
 from scaler.domain.pools import Autoscale, ManualCount, PoolState
+from scaler.domain.tags import ClusterSelector
 from scaler.service_layer.intake import Intake
 from scaler.service_layer.ports import (
+    ClusterListing,
     ClusterRecords,
     GatewayError,
     Marker,
@@ -85,6 +87,9 @@ class FakeClusters:
         self.fail_next: list[GatewayError] = []  # raised by the next writes, in order
         self.fail_reads: list[GatewayError] = []
         self.meddle: list[str] = []  # pools someone else writes right after our next read
+        self.cluster_tags: dict[ClusterRef, dict[str, str]] = {}
+        self.cluster_lists: list[str] = []  # subscriptions listed (LIST managedClusters)
+        self.fail_lists: list[GatewayError] = []
 
     def add(self, cluster: ClusterRef, *pools: PoolState) -> None:
         self.pools.setdefault(cluster, {}).update({p.name: p for p in pools})
@@ -106,6 +111,29 @@ class FakeClusters:
             self.pools[cluster][name] = replace(old, etag=str(int(old.etag or 0) + 1))
         self.meddle.clear()
         return listed
+
+    def list_clusters(self, subscription_id: str) -> list[ClusterListing]:
+        self.cluster_lists.append(subscription_id)
+        if self.fail_lists:
+            raise self.fail_lists.pop(0)
+        listings = []
+        for cluster in self.pools:
+            if cluster.subscription_id == subscription_id:
+                self._settle(cluster)
+                pools = tuple(self.pools[cluster].values())
+                listings.append(ClusterListing(cluster, self.cluster_tags.get(cluster, {}), pools))
+        return listings
+
+    def snapshot(self, pools: Sequence[PoolState]) -> list[dict[str, Any]]:
+        return [{**asdict(p), "tags": dict(p.tags), "handle": None} for p in pools]
+
+    def restore(self, snapshot: object) -> list[PoolState]:
+        if not isinstance(snapshot, list):
+            raise ValueError("not a list of pools")
+        try:
+            return [PoolState(**raw) for raw in snapshot]
+        except TypeError as error:
+            raise ValueError(str(error)) from None
 
     def start_update(self, cluster: ClusterRef, plan: PoolPlan) -> PoolState:
         if self.fail_next:
@@ -252,7 +280,12 @@ class FakeMessages:
 
     def request_reconcile(self, request: dict[str, Any], delay_seconds: int) -> None:
         self.trips += 1
+        json.dumps(request)
         self.reconciles.append((self.clock() + timedelta(seconds=delay_seconds), request))
+
+    def request_reconciles(self, requests: Sequence[dict[str, Any]]) -> None:
+        for request in requests:
+            self.request_reconcile(request, 0)
 
     def retry_intent(self, message: dict[str, Any], delay_seconds: int) -> None:
         self.trips += 1
@@ -264,6 +297,35 @@ class FakeMessages:
 
     def finals(self, intent_id: str) -> list[dict[str, Any]]:
         return [o for o in self.published if o["intent_id"] == intent_id and o["final"]]
+
+
+class FakeDirectory:
+    """Resource Graph: clusters and their tags; counts queries."""
+
+    def __init__(self, clusters: FakeClusters) -> None:
+        self.clusters = clusters
+        self.queries: list[tuple[list[str], tuple[str, ...] | None]] = []
+        self.fail_next: list[GatewayError] = []
+
+    def find_tagged(
+        self, selectors: Sequence[ClusterSelector], subscriptions: Sequence[str] | None
+    ) -> list[ClusterListing]:
+        self.queries.append(
+            ([s.text for s in selectors], tuple(subscriptions) if subscriptions else None)
+        )
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        wanted = {s.lower() for s in subscriptions} if subscriptions else None
+        return [
+            ClusterListing(cluster, tags)
+            for cluster, tags in self.clusters.cluster_tags.items()
+            if (wanted is None or cluster.subscription_id.lower() in wanted)
+            and any(
+                k.lower() == s.name.lower() and v.lower() == s.value.lower()
+                for s in selectors
+                for k, v in tags.items()
+            )
+        ]
 
 
 class FakeSchedule:
@@ -299,8 +361,9 @@ class Harness:
             self.settings, self.clusters, self.store, self.messages, schedules, self.clock
         )
         self.intake = Intake(self.settings, self.store, self.messages, self.reconciler, self.clock)
-        self.tick = ScheduleTick(
-            self.settings, schedules, self.reconciler, self.messages, self.clock
+        self.directory = FakeDirectory(self.clusters)
+        self.timer = ScheduleTick(
+            self.settings, schedules, self.clusters, self.messages, self.clock, self.directory
         )
         self._message_ids = itertools.count(1)
 
@@ -321,6 +384,14 @@ class Harness:
                 return
             self.clock.now = max(self.clock.now, when)
             self.reconciler.handle_message(json.dumps(request))
+
+    def tick(self) -> list[dict[str, Any]]:
+        """The timer, then the reconciles it queued (and any already due), as the host would
+        run them: what was published meanwhile."""
+        before = len(self.messages.published)
+        self.timer.run()
+        self.settle(limit_seconds=0)
+        return self.messages.published[before:]
 
     def outcome(self, intent_id: str) -> dict[str, Any]:
         finals = self.messages.finals(intent_id)

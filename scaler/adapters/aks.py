@@ -13,32 +13,23 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import AccessToken, TokenCredential
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceModifiedError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 from azure.mgmt.containerservice import ContainerServiceClient
-from azure.mgmt.containerservice.models import AgentPool, PowerState
+from azure.mgmt.containerservice.models import (
+    AgentPool,
+    ManagedClusterAgentPoolProfile,
+    PowerState,
+)
 
+from scaler.adapters.arm import cluster_ref, translated_errors
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.planner import Action, PoolPlan
 from scaler.domain.pools import PoolState
-from scaler.service_layer.ports import GatewayError, StaleEtag
-
-# MSAL keeps a failed (5xx) token answer for 5 s and replays it; retrying sooner is pointless.
-_TOKEN_RETRY_AFTER_SECONDS = 5
-# Statuses worth another attempt later; everything else from ARM is a permanent answer.
-# 401 is an expired or refused token: a fresh one may well work next time.
-_TRANSIENT_STATUS = {401, 408, 409, 429, 500, 502, 503, 504}
+from scaler.service_layer.ports import ClusterListing
 
 
 class RenewableCredential:
@@ -90,16 +81,25 @@ def _issued_after(moment: float) -> str:
 
 
 class AksGateway:
-    def __init__(self, credential: TokenCredential, endpoint: str, scope: str) -> None:
+    def __init__(
+        self,
+        credential: TokenCredential,
+        endpoint: str,
+        scope: str,
+        policies: Sequence[Any] = (),
+    ) -> None:
+        """`policies`: azure-core policies run on every HTTP attempt (the app's pacing of
+        Resource Manager's limits, adapters/rate_limits.py)."""
         self._credential = RenewableCredential(credential)
         self._endpoint = endpoint
         self._scope = scope
+        self._policies = list(policies)
         self._clients: dict[str, ContainerServiceClient] = {}
         self._lock = threading.Lock()
 
     def list_pools(self, cluster: ClusterRef) -> list[PoolState]:
         client = self._client(cluster.subscription_id)
-        with _translated_errors(
+        with translated_errors(
             f"reading the pools of {cluster.short_name}", self._credential.renew
         ):
             return [
@@ -107,11 +107,39 @@ class AksGateway:
                 for pool in client.agent_pools.list(cluster.resource_group, cluster.name)
             ]
 
+    def list_clusters(self, subscription_id: str) -> list[ClusterListing]:
+        client = self._client(subscription_id)
+        listings = []
+        with translated_errors(
+            f"listing the clusters of subscription {subscription_id}", self._credential.renew
+        ):
+            for found in client.managed_clusters.list():  # the SDK follows nextLink
+                cluster = cluster_ref(str(found.id or ""), subscription_id)
+                if cluster is None:
+                    continue
+                pools = tuple(
+                    _state(_agent_pool(profile)) for profile in found.agent_pool_profiles or ()
+                )
+                tags = {str(k): str(v) for k, v in (found.tags or {}).items()}
+                listings.append(ClusterListing(cluster, tags, pools))
+        return listings
+
+    def snapshot(self, pools: Sequence[PoolState]) -> list[dict[str, Any]]:
+        return [pool.handle.as_dict() for pool in pools if isinstance(pool.handle, AgentPool)]
+
+    def restore(self, snapshot: object) -> list[PoolState]:
+        if not isinstance(snapshot, list) or not all(isinstance(p, dict) for p in snapshot):
+            raise ValueError("pools is not a list of agent pools")
+        pools = [_state(AgentPool(raw)) for raw in snapshot]
+        if any(p.name in ("", "None") or not p.etag for p in pools):
+            raise ValueError("a pool has no name or no eTag")
+        return pools
+
     def start_update(self, cluster: ClusterRef, plan: PoolPlan) -> PoolState:
         assert plan.before is not None and isinstance(plan.before.handle, AgentPool)
         body = _changed_body(plan.before.handle, plan)
         client = self._client(cluster.subscription_id)
-        with _translated_errors(
+        with translated_errors(
             f"updating pool {plan.name} of {cluster.short_name}", self._credential.renew
         ):
             poller = client.agent_pools.begin_create_or_update(
@@ -139,6 +167,7 @@ class AksGateway:
                     subscription_id,
                     base_url=self._endpoint,
                     credential_scopes=[self._scope],
+                    per_retry_policies=self._policies,
                     retry_total=2,
                     retry_connect=2,
                     retry_read=1,
@@ -148,6 +177,14 @@ class AksGateway:
                     read_timeout=60,
                 )
             return self._clients[subscription_id]
+
+
+def _agent_pool(profile: ManagedClusterAgentPoolProfile) -> AgentPool:
+    """A pool as LIST managedClusters shows it (`agentPoolProfiles`: the same properties and
+    eTag, flat) in the shape `agent_pools` reads and writes."""
+    properties = profile.as_dict()
+    name = properties.pop("name", None)
+    return AgentPool({"name": name, "properties": properties})
 
 
 def _changed_body(current: AgentPool, plan: PoolPlan) -> AgentPool:
@@ -190,53 +227,3 @@ def _state(pool: AgentPool) -> PoolState:
 def _text(value: object, default: str) -> str:
     # The SDK hands back str-based enums; str() of those is "AgentPoolMode.SYSTEM", not "System".
     return str(getattr(value, "value", value)) if value else default
-
-
-@contextmanager
-def _translated_errors(doing: str, on_unauthorized: Callable[[], None]) -> Iterator[None]:
-    """Turns azure-core exceptions into the port's GatewayError (transient or permanent).
-    A 401 calls `on_unauthorized` first, so the retry gets a new token."""
-    try:
-        yield
-    except ResourceModifiedError as error:  # 412, only raised for our If-Match writes
-        raise StaleEtag(f"{doing}: the pool's eTag changed since it was read") from error
-    except HttpResponseError as error:
-        status = error.status_code
-        if status is None:
-            # No HTTP answer at all: the credential could not get a token.
-            raise _token_unavailable(doing, error) from error
-        if status == 401:
-            on_unauthorized()
-        code = (error.error.code if error.error else None) or f"Http{status}"
-        message = (error.error.message if error.error else None) or str(error.reason)
-        raise GatewayError(
-            code,
-            f"{doing}: {message}",
-            transient=status in _TRANSIENT_STATUS,
-            retry_after=_retry_after(error),
-        ) from error
-    except ClientAuthenticationError as error:
-        raise _token_unavailable(doing, error) from error
-    except (ServiceRequestError, ServiceResponseError) as error:
-        raise GatewayError(
-            "ConnectionFailed", f"{doing}: {type(error).__name__}", transient=True
-        ) from error
-
-
-def _token_unavailable(
-    doing: str, error: ClientAuthenticationError | HttpResponseError
-) -> GatewayError:
-    return GatewayError(
-        "TokenUnavailable",
-        f"{doing}: no access token ({error.message})",
-        transient=True,
-        retry_after=_TOKEN_RETRY_AFTER_SECONDS,
-    )
-
-
-def _retry_after(error: HttpResponseError) -> int | None:
-    raw = error.response.headers.get("Retry-After") if error.response is not None else None
-    try:
-        return max(0, int(raw)) if raw is not None else None
-    except ValueError:
-        return None  # an HTTP date: the exponential backoff covers it

@@ -56,6 +56,24 @@ def is_allowed(
     return False
 
 
+def allowed_subscriptions(
+    allowlist: tuple[str, ...], default: ClusterRef | None, home_subscription: str
+) -> tuple[str, ...] | None:
+    """The subscriptions `is_allowed` can say yes in, as the allowlist spells them; None when
+    an entry has `*` for the subscription (any)."""
+    if not allowlist:
+        return (default.subscription_id,) if default is not None else ()
+    found: dict[str, None] = {}
+    for entry in allowlist:
+        parts = entry.split("/")
+        subscription = parts[0] if len(parts) == 3 else home_subscription
+        if subscription == "*":
+            return None
+        if subscription:
+            found[_fold(subscription)] = None
+    return tuple(found)
+
+
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 

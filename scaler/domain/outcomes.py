@@ -106,6 +106,9 @@ class Outcome:
     accepted_at: datetime | None = None
     # How many times this lease was renewed (re-sent with the same id) before this outcome.
     renewal: int = 0
+    # Requests for its pools that Resource Manager throttled (429) or the app's own pacing held
+    # back: expected at fleet scale, retried after Retry-After, not an error.
+    throttled: int = 0
 
     @property
     def final(self) -> bool:
@@ -143,6 +146,8 @@ class Outcome:
             }
         if self.renewal:
             data["renewal"] = self.renewal
+        if self.throttled:
+            data["throttled"] = self.throttled
         return data
 
 

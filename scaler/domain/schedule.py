@@ -47,6 +47,7 @@ import holidays as holiday_data
 
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.pools import PoolRequest
+from scaler.domain.tags import ClusterSelector
 
 KEEP: Final = "keep"
 """The state meaning: the schedule leaves this pool alone right now."""
@@ -309,6 +310,9 @@ class ClusterSchedule:
     exceptions: tuple[ExceptionRule, ...] = ()
     enforce: bool = True  # resolved at load: the cluster's own, else the file's, else true
     holidays: tuple[HolidayCalendar, ...] = ()  # the cluster's own, else the file's
+    # Entries that pick clusters by tag (`select = { tag = ... }`): which tag; `target` is then
+    # the cluster it was applied to (see Schedule.selected), or a placeholder in the file.
+    selector: ClusterSelector | None = None
 
     @property
     def zone(self) -> tzinfo:
@@ -445,10 +449,33 @@ class Schedule:
     holidays: tuple[HolidayCalendar, ...] = ()  # the top-level calendars
     enforce: bool = True  # the top-level `enforce`
     states: tuple[tuple[str, ScheduledState], ...] = ()  # `[states]`, in file order
+    # `[[clusters]]` entries with `select = { tag = ... }`, in file order (not in `clusters`:
+    # they name no cluster until Resource Graph or a cluster's own tags say which).
+    selections: tuple[ClusterSchedule, ...] = ()
 
     def cluster(self, target: ScheduleTarget | str) -> ClusterSchedule | None:
         key = target.key if isinstance(target, ScheduleTarget) else target
         return next((c for c in self.clusters if c.target.key.lower() == key.lower()), None)
+
+    def selected(
+        self, cluster: ClusterRef, tags: Mapping[str, str], selector_text: str | None = None
+    ) -> ClusterSchedule | None:
+        """The schedule of a cluster the file does not name but a `select` entry picks by its
+        tags: the first such entry in file order. With `selector_text` (a tick already matched
+        the tags through Resource Graph), the entry with that selector, if the file still has
+        it. None when no entry applies."""
+        for entry in self.selections:
+            assert entry.selector is not None
+            if selector_text is None:
+                chosen = entry.selector.matches(cluster.subscription_id, tags)
+            else:
+                chosen = entry.selector.text == selector_text
+            if chosen and entry.selector.covers(cluster.subscription_id):
+                target = ScheduleTarget(
+                    cluster.resource_group, cluster.name, cluster.subscription_id
+                )
+                return replace(entry, target=target)
+        return None
 
     def profile(self, name: str) -> PoolSchedule | None:
         """The profile called `name` (exactly, as a `scaler-schedule` tag's value), or None."""

@@ -146,6 +146,7 @@ from scaler.domain.schedule import (
     hhmm,
     require_aware,
 )
+from scaler.domain.tags import ClusterSelector
 
 ROOT_FIELDS: Final = frozenset(
     {"timezone", "enforce", "clusters", "holidays", "states", "profiles"}
@@ -154,6 +155,7 @@ CLUSTER_FIELDS: Final = frozenset(
     {
         "resource_group",
         "cluster",
+        "select",
         "subscription_id",
         "timezone",
         "enforce",
@@ -225,20 +227,29 @@ def _schedule(document: Mapping[str, object], max_count: int) -> Schedule:
     if not entries:
         raise InvalidInput("clusters", "is empty: add at least one [[clusters]] table")
     clusters: list[ClusterSchedule] = []
+    selections: list[ClusterSchedule] = []
     seen: dict[str, int] = {}
     defaults = _Defaults(default_zone, default_enforce, default_holidays, bool(profiles))
     for index, entry in enumerate(entries):
         where = f"clusters[{index}]"
         cluster = _cluster(entry, where, defaults, max_count, states)
-        key = cluster.target.key.lower()
-        if key in seen:
-            raise InvalidInput(
-                where, f"{cluster.target.key} is already scheduled by clusters[{seen[key]}]"
+        if cluster.selector is not None:
+            what = f"select tag {cluster.selector.text}" + (
+                f" in {cluster.selector.subscription_id}"
+                if cluster.selector.subscription_id
+                else ""
             )
-        seen[key] = index
-        clusters.append(cluster)
+        else:
+            what = cluster.target.key
+        if what.lower() in seen:
+            raise InvalidInput(
+                where, f"{what} is already scheduled by clusters[{seen[what.lower()]}]"
+            )
+        seen[what.lower()] = index
+        (selections if cluster.selector is not None else clusters).append(cluster)
     return Schedule(
         tuple(clusters),
+        selections=tuple(selections),
         profiles=profiles,
         timezone=default_zone,
         holidays=default_holidays,
@@ -353,15 +364,20 @@ def _cluster(
     table = _table(entry, where)
     _known_fields(table, where, CLUSTER_FIELDS)
     enforce = _enforce(table, where, default=defaults.enforce)
-    target = ScheduleTarget(
-        resource_group=_name(table, "resource_group", where, RESOURCE_GROUP_NAME),
-        cluster=_name(table, "cluster", where, CLUSTER_NAME),
-        subscription_id=(
-            _name(table, "subscription_id", where, SUBSCRIPTION_ID)
-            if "subscription_id" in table
-            else None
-        ),
+    subscription_id = (
+        _name(table, "subscription_id", where, SUBSCRIPTION_ID)
+        if "subscription_id" in table
+        else None
     )
+    selector = _selector(table, where, subscription_id)
+    if selector is not None:  # the clusters are found at run time; the target is a placeholder
+        target = ScheduleTarget("*", "*", subscription_id)
+    else:
+        target = ScheduleTarget(
+            resource_group=_name(table, "resource_group", where, RESOURCE_GROUP_NAME),
+            cluster=_name(table, "cluster", where, CLUSTER_NAME),
+            subscription_id=subscription_id,
+        )
     if "timezone" in table:
         zone = _zone(table["timezone"], f"{where}.timezone")
     elif defaults.zone is not None:
@@ -396,13 +412,41 @@ def _cluster(
         _exception(rule, f"{where}.exceptions[{index}]", zone, max_count, states, holidays)
         for index, rule in enumerate(exceptions_list)
     )
-    cluster = ClusterSchedule(target, zone, pools, exceptions, enforce, holidays)
+    cluster = ClusterSchedule(target, zone, pools, exceptions, enforce, holidays, selector)
     if not cluster.pool_names and not defaults.profiles:
         raise InvalidInput(
             where,
             "names no pool: add [clusters.pools.<name>] or list pools in an exception",
         )
     return cluster
+
+
+def _selector(
+    table: Mapping[str, object], where: str, subscription_id: str | None
+) -> ClusterSelector | None:
+    """`select = { tag = "name=value" }`: the clusters carrying that Azure tag, instead of
+    `resource_group` + `cluster`."""
+    if "select" not in table:
+        return None
+    named = [key for key in ("resource_group", "cluster") if key in table]
+    if named:
+        raise InvalidInput(
+            f"{where}.{named[0]}",
+            "cannot be combined with select: an entry names one cluster or selects clusters by tag",
+        )
+    select = _table(table["select"], f"{where}.select")
+    _known_fields(select, f"{where}.select", frozenset({"tag"}))
+    if "tag" not in select:
+        raise InvalidInput(
+            f"{where}.select.tag", 'is required (e.g. "scaler-schedule=office-hours")'
+        )
+    tag = select["tag"]
+    if not isinstance(tag, str):
+        raise InvalidInput(f"{where}.select.tag", f"must be a string, got {_kind(tag)}")
+    try:
+        return ClusterSelector.parse(tag, subscription_id)
+    except ValueError as error:
+        raise InvalidInput(f"{where}.select.tag", str(error)) from None
 
 
 def _pool(

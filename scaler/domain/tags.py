@@ -9,6 +9,7 @@ Tag names compare case-insensitively, as Azure's do; so does the value `off`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scaler.domain.pools import PoolState
@@ -48,3 +49,47 @@ def _tag(pool: PoolState | None, name: str) -> tuple[str, str] | None:
         return None
     wanted = name.lower()
     return next(((k, v) for k, v in pool.tags.items() if k.lower() == wanted), None)
+
+
+# Azure tag names may not contain these (and are at most 512 characters, values 256).
+_TAG_FORBIDDEN = set("<>%&\\?/")
+
+
+@dataclass(frozen=True)
+class ClusterSelector:
+    """Clusters picked by an Azure tag (`select = { tag = "name=value" }` in a schedule): the
+    cluster's tag `name` equals `value`, both compared case-insensitively (Azure tag names are
+    case-insensitive; Resource Graph's `=~` compares the value the same way). Optionally only in
+    one subscription."""
+
+    name: str
+    value: str
+    subscription_id: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, subscription_id: str | None = None) -> ClusterSelector:
+        """`name=value`; ValueError saying what is wrong otherwise."""
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f'{text!r} is not name=value (e.g. "scaler-schedule=office-hours")')
+        name, value = name.strip(), value.strip()
+        if len(name) > 512 or len(value) > 256:
+            raise ValueError("an Azure tag name has at most 512 characters, a value 256")
+        bad = sorted((_TAG_FORBIDDEN & set(name)) | {c for c in text if not c.isprintable()})
+        if bad:
+            raise ValueError(f"{text!r} has characters an Azure tag name cannot: {bad}")
+        return cls(name, value, subscription_id)
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}={self.value}"
+
+    def covers(self, subscription_id: str) -> bool:
+        """Is the subscription one this selector looks in?"""
+        return not self.subscription_id or self.subscription_id.lower() == subscription_id.lower()
+
+    def matches(self, subscription_id: str, tags: Mapping[str, str]) -> bool:
+        if not self.covers(subscription_id):
+            return False
+        wanted = self.name.lower()
+        return any(k.lower() == wanted and v.lower() == self.value.lower() for k, v in tags.items())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,9 @@ class MessagesWithEvents:
 
     def request_reconcile(self, request: dict[str, Any], delay_seconds: int) -> None:
         self._messages.request_reconcile(request, delay_seconds)
+
+    def request_reconciles(self, requests: Sequence[dict[str, Any]]) -> None:
+        self._messages.request_reconciles(requests)
 
     def retry_intent(self, message: dict[str, Any], delay_seconds: int) -> None:
         self._messages.retry_intent(message, delay_seconds)

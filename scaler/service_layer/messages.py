@@ -7,6 +7,8 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from scaler.domain.clusters import CLUSTER_NAME, RESOURCE_GROUP_NAME, SUBSCRIPTION_ID, ClusterRef
@@ -40,18 +42,42 @@ def log_outcome(document: Mapping[str, Any]) -> None:
     emit_outcome(document)
 
 
-def reconcile_message(cluster: ClusterRef, reason: str) -> dict[str, Any]:
-    return {
+def reconcile_message(
+    cluster: ClusterRef,
+    reason: str,
+    selected_by: str | None = None,
+    pools: list[dict[str, Any]] | None = None,
+    read_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A request to reconcile one cluster. From a tick: `selected_by`, the schedule's tag
+    selector that picked the cluster, and `pools`, its pools as the tick's LIST managedClusters
+    read them at `read_at` (so the reconcile needs no read of its own)."""
+    message: dict[str, Any] = {
         "subscription_id": cluster.subscription_id,
         "resource_group": cluster.resource_group,
         "cluster": cluster.name,
         "reason": reason,
     }
+    if selected_by is not None:
+        message["selected_by"] = selected_by
+    if pools is not None and read_at is not None:
+        message["pools"] = pools
+        message["read_at"] = read_at.isoformat()
+    return message
 
 
-def cluster_of(body: bytes | str) -> tuple[ClusterRef, str]:
-    """A reconcile message's cluster and reason; ValueError when it is not one. Anyone with
-    send rights on the queue could write one, so every name is checked like an intent's."""
+@dataclass(frozen=True)
+class ReconcileRequest:
+    cluster: ClusterRef
+    reason: str
+    selected_by: str | None = None
+    pools: object = None  # the snapshot, checked by the gateway that restores it
+    read_at: datetime | None = None
+
+
+def cluster_of(body: bytes | str) -> ReconcileRequest:
+    """A reconcile message; ValueError when it is not one. Only the app sends these (producers
+    may send to `scale-intents` only), but every name is still checked like an intent's."""
     try:
         document = json.loads(body)
         cluster = ClusterRef(
@@ -59,9 +85,23 @@ def cluster_of(body: bytes | str) -> tuple[ClusterRef, str]:
             _name(document, "resource_group", RESOURCE_GROUP_NAME),
             _name(document, "cluster", CLUSTER_NAME),
         )
+        selected_by = document.get("selected_by")
+        read_at = document.get("read_at")
+        return ReconcileRequest(
+            cluster,
+            str(document.get("reason", "wake"))[:20],
+            selected_by[:800] if isinstance(selected_by, str) else None,
+            document.get("pools"),
+            _aware(datetime.fromisoformat(read_at)) if isinstance(read_at, str) else None,
+        )
     except (TypeError, AttributeError, KeyError) as error:
         raise ValueError(f"not a reconcile request ({type(error).__name__})") from None
-    return cluster, str(document.get("reason", "wake"))[:20]
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("read_at has no time zone")
+    return moment
 
 
 def source_message(source: Source, cluster: ClusterRef | None) -> dict[str, Any]:

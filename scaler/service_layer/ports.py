@@ -18,21 +18,32 @@ from scaler.domain.planner import PoolPlan
 from scaler.domain.pools import PoolState
 from scaler.domain.resolution import PoolMemo
 from scaler.domain.sources import Source
+from scaler.domain.tags import ClusterSelector
 
 Clock: TypeAlias = Callable[[], datetime]
 
 
 class GatewayError(Exception):
-    """Resource Manager (or the token service) said no. `transient` errors are retried later."""
+    """Resource Manager (or the token service) said no. `transient` errors are retried later;
+    `throttled` ones (a 429, or the app's own pacing refusing to send) are expected at fleet
+    scale: counted in the outcome, retried after `retry_after`, never spending the retry
+    budget."""
 
     def __init__(
-        self, code: str, message: str, *, transient: bool, retry_after: int | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        transient: bool,
+        retry_after: int | None = None,
+        throttled: bool = False,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.transient = transient
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class StaleEtag(GatewayError):
@@ -42,13 +53,48 @@ class StaleEtag(GatewayError):
         super().__init__("PreconditionFailed", message, transient=True)
 
 
+@dataclass(frozen=True)
+class ClusterListing:
+    """A cluster as a listing shows it: its Azure tags and (from LIST managedClusters) its
+    pools, each with its eTag; Resource Graph gives no pools."""
+
+    cluster: ClusterRef
+    tags: Mapping[str, str] = field(default_factory=dict)
+    pools: tuple[PoolState, ...] = ()
+
+
 class ClusterGateway(Protocol):
     def list_pools(self, cluster: ClusterRef) -> list[PoolState]:
         """One read: every agent pool of the cluster, with its eTag."""
         ...
 
+    def list_clusters(self, subscription_id: str) -> list[ClusterListing]:
+        """One paged LIST managedClusters: every cluster of the subscription with its pools
+        (a fleet's reads: pages of the list, not one read per cluster)."""
+        ...
+
+    def snapshot(self, pools: Sequence[PoolState]) -> list[dict[str, Any]]:
+        """Pools as read, as JSON a reconcile message can carry (`restore` gives them back,
+        able to be written with If-Match like pools from `list_pools`)."""
+        ...
+
+    def restore(self, snapshot: object) -> list[PoolState]:
+        """The pools of a `snapshot`; ValueError when it is not one."""
+        ...
+
     def start_update(self, cluster: ClusterRef, plan: PoolPlan) -> PoolState:
         """One write: start the change with If-Match on the pool's eTag; do not wait for it."""
+        ...
+
+
+class ClusterDirectory(Protocol):
+    """Azure Resource Graph: which clusters carry a tag, across subscriptions."""
+
+    def find_tagged(
+        self, selectors: Sequence[ClusterSelector], subscriptions: Sequence[str] | None
+    ) -> list[ClusterListing]:
+        """One paged query: the clusters any selector matches (with their tags), in
+        `subscriptions` (None: every subscription the identity can read)."""
         ...
 
 
@@ -57,6 +103,11 @@ class MessageGateway(Protocol):
 
     def request_reconcile(self, request: dict[str, Any], delay_seconds: int) -> None:
         """Queue a reconcile of one cluster, invisible for `delay_seconds`."""
+        ...
+
+    def request_reconciles(self, requests: Sequence[dict[str, Any]]) -> None:
+        """Queue reconciles of many clusters at once, visible now (a tick's fan-out: sent
+        concurrently, so the tick's duration stays flat as the fleet grows)."""
         ...
 
     def retry_intent(self, message: dict[str, Any], delay_seconds: int) -> None:

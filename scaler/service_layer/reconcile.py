@@ -40,7 +40,9 @@ from scaler.domain.pools import PoolState
 from scaler.domain.resolution import Resolution, Why, resolve_pool
 from scaler.domain.schedule import ClusterSchedule
 from scaler.domain.sources import Source, SourceKind
+from scaler.service_layer.events import Events
 from scaler.service_layer.messages import (
+    ReconcileRequest,
     cluster_of,
     log_outcome,
     publish,
@@ -74,6 +76,8 @@ MAX_PASSES = 3
 PUBLISH_GRACE = timedelta(seconds=5)
 # Azure queues hide a message for at most 7 days; a later wake-up is re-queued on arrival.
 MAX_WAKE_DELAY = timedelta(days=6)
+# How old a tick's listing in a reconcile message may be and still replace the cluster's read.
+LISTING_MAX_AGE = timedelta(seconds=120)
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Report:
     pools: dict[str, PoolOutcome] = field(default_factory=dict)  # what each pool got
     problem: Problem | None = None  # the cluster could not be read
     retrying: bool = False  # ... and it is retried later (a transient failure)
+    throttled: bool = False  # ... because Resource Manager's limits said wait
     skipped: str | None = None  # why nothing was done (coalescing, nothing to do)
     # Timer runs: the schedule's capacity cuts within SCALER_NOTICE_MINUTES (for events).
     upcoming: list[UpcomingChange] = field(default_factory=list)
@@ -110,6 +115,8 @@ class _Pass:
     wake: list[tuple[datetime, str]] = field(default_factory=list)
     retry_after: int = 0
     cluster: ClusterRef | None = None
+    selected_by: str | None = None  # the tag selector that gave the cluster its schedule
+    throttled: dict[str, int] = field(default_factory=dict)  # pool → 429s / pacing met
 
 
 class Reconciler:
@@ -121,6 +128,7 @@ class Reconciler:
         messages: MessageGateway,
         schedules: Schedules,
         clock: Clock,
+        events: Events | None = None,
     ) -> None:
         self._settings = settings
         self._clusters = clusters
@@ -128,35 +136,64 @@ class Reconciler:
         self._messages = messages
         self._schedules = schedules
         self._clock = clock
+        self._events = events
         self._retry = RetryPolicy.from_settings(settings)
+
+    def _listed(self, request: ReconcileRequest) -> list[PoolState] | None:
+        """The pools a tick's listing put in the message, if young enough to plan from (a
+        stale eTag would only cost a 412 and a read, but an old picture of a busy pool would
+        cost a wasted write attempt)."""
+        if request.pools is None or request.read_at is None:
+            return None
+        age = self._clock() - request.read_at
+        if not timedelta(seconds=-5) <= age <= LISTING_MAX_AGE:
+            return None
+        try:
+            return self._clusters.restore(request.pools)
+        except ValueError as error:
+            log.warning("listing in reconcile message ignored: %s", str(error)[:200])
+            return None
 
     # -- the use cases -----------------------------------------------------------------------
 
     def handle_message(self, body: bytes | str, dequeue_count: int = 1) -> Report | None:
-        """The `scale-reconcile` queue trigger. Messages come from the app itself, but anyone
-        with send rights on the queue could write one: it is checked like an intent's target,
-        and a bad one is logged and dropped (there is nobody to send an outcome to)."""
+        """The `scale-reconcile` queue trigger. Messages come from the app itself (a tick, an
+        intent, a wake-up); a malformed one or one for a cluster the allowlist does not cover
+        is logged and dropped (there is nobody to send an outcome to)."""
         try:
-            cluster, reason = cluster_of(body)
+            request = cluster_of(body)
         except ValueError as error:
             log.warning("reconcile message ignored: %s", str(error)[:200])
             return None
+        cluster = request.cluster
         if not self._settings.allows(cluster):
             log.warning("reconcile message for %s ignored: not allowed", cluster.short_name)
             return None
-        return self.reconcile(cluster, trigger=reason, redelivered=dequeue_count > 1)
+        report = self.reconcile(
+            cluster,
+            trigger=request.reason,
+            redelivered=dequeue_count > 1,
+            listed=self._listed(request),
+            selected_by=request.selected_by,
+        )
+        if self._events is not None and report.upcoming:
+            self._events.upcoming(report.upcoming, self._clock())  # best effort, never raises
+        return report
 
     def reconcile(
         self,
         cluster: ClusterRef,
         trigger: str = "wake",
-        found: tuple[ClusterSchedule | None, str] | None = None,
         redelivered: bool = False,
+        listed: list[PoolState] | None = None,
+        selected_by: str | None = None,
     ) -> Report:
-        """`found`: the cluster's schedule and its name, when the caller has it already.
-        `redelivered`: the host gives this message again because the last try raised (e.g.
-        publishing failed), so outcomes it recorded and did not publish are published first."""
-        schedule, schedule_name = found or self._schedules.for_cluster(cluster, self._clock())
+        """`listed`: the cluster's pools as a tick's LIST managedClusters read them moments
+        ago (then this reconcile reads nothing itself). `selected_by`: the schedule's tag
+        selector that picked the cluster. `redelivered`: the host gives this message again
+        because the last try raised (e.g. publishing failed), so outcomes it recorded and did
+        not publish are published first."""
+        schedule, schedule_name = self._schedules.for_cluster(cluster, self._clock(), selected_by)
         report = Report(cluster)
         records = first = self._store.load(cluster)
         now = self._clock()
@@ -185,6 +222,7 @@ class Reconciler:
                     break
                 now = self._clock()
             work = self._start(cluster, records, now)
+            work.selected_by = selected_by
             if number > 0:  # only what arrived since: the rest has its outcome for this run
                 work.pending = {i: r for i, r in work.pending.items() if i not in seen_pending}
             seen_pending |= set(work.pending)
@@ -196,12 +234,17 @@ class Reconciler:
                     report.skipped = "no source or schedule asks for any pool"
                     self._publish_unpublished(cluster, records, now)
                     return report
-                try:
-                    report.reads += 1
-                    current = {p.name: p for p in self._clusters.list_pools(cluster)}
-                except GatewayError as error:
-                    self._cluster_unreadable(cluster, work, error, report)
-                    return report
+                if listed is not None:
+                    current = {p.name: p for p in listed}
+                else:
+                    try:
+                        report.reads += 1
+                        current = {p.name: p for p in self._clusters.list_pools(cluster)}
+                    except GatewayError as error:
+                        self._cluster_unreadable(cluster, work, error, report)
+                        if trigger == "timer":  # nobody else would hear of it
+                            self._publish(_unread_outcome(cluster, now, report), report)
+                        return report
                 schedule = self._tagged(cluster, schedule, current, now)
                 pools = self._pools_in_question(work, schedule)
             work.current = current
@@ -210,12 +253,12 @@ class Reconciler:
             if raced:
                 # Another reconcile recorded first: converge again from fresh records and a
                 # fresh read of the pools, whether or not anything is still pending.
-                current = None
+                current = listed = None
                 seen_pending = set()
                 continue
             current = work.current
         if raced:  # still losing after every pass: come back soon rather than give up
-            self._messages.request_reconcile(reconcile_message(cluster, "wake"), 1)
+            self._messages.request_reconcile(reconcile_message(cluster, "wake", selected_by), 1)
         self._publish_unpublished(cluster, first, now)
         return report
 
@@ -470,7 +513,7 @@ class Reconciler:
                     work.current = {p.name: p for p in self._clusters.list_pools(cluster)}
                 except GatewayError as error:
                     work.results[name] = _failed(plan, resolution, error)
-                    self._transient(work, error)
+                    self._transient(work, error, [name])
                     continue
                 plan = plan_pool(
                     work.current.get(name), name, plan.requested, resolution.start_stopped
@@ -508,7 +551,7 @@ class Reconciler:
         resolution = work.resolutions[name]
         work.results[name] = _failed(plan, resolution, error)
         if error.transient:
-            self._transient(work, error)
+            self._transient(work, error, [name])
             return
         # Resource Manager refused (400, 403, 404): the pending intents that asked for this
         # state are rejected and leave nothing behind; the next pass re-resolves without them.
@@ -532,7 +575,10 @@ class Reconciler:
             when = max(when, work.now + timedelta(seconds=self._retry.delay(attempt, None)))
         work.wake.append((when, f"pool {name} busy"))
 
-    def _transient(self, work: _Pass, error: GatewayError) -> None:
+    def _transient(self, work: _Pass, error: GatewayError, pools: Iterable[str]) -> None:
+        if error.throttled:
+            for name in pools:
+                work.throttled[name] = work.throttled.get(name, 0) + 1
         work.retry_after = max(work.retry_after, error.retry_after or 0)
         attempt = work.records.marker.attempt + 1
         delay = timedelta(seconds=self._retry.delay(attempt, error.retry_after))
@@ -619,6 +665,7 @@ class Reconciler:
             lease_until=source.until if recorded and source.kind is SourceKind.LEASE else None,
             accepted_at=source.accepted_at,
             renewal=record.renewal,
+            throttled=_throttled(work, source.pools),
         )
 
     def _decide_pending(self, cluster: ClusterRef, work: _Pass) -> None:
@@ -631,7 +678,12 @@ class Reconciler:
                 overall = Overall.UNCHANGED  # the lease is gone; other sources decide: done
             outcome = self._outcome(work, record, overall, pools)
             if overall is Overall.DEFERRED:
-                attempt = record.attempt + (1 if self._retry_is_due(work) else 0)
+                # Throttling is expected at fleet scale: waiting for it spends no attempt.
+                throttled_only = all(
+                    p.pool in work.throttled for p in pools if p.result is PoolResult.DEFERRED
+                )
+                spends = self._retry_is_due(work) and not throttled_only
+                attempt = record.attempt + (1 if spends else 0)
                 if attempt >= self._settings.max_attempts:
                     self._poison(work, record, outcome)
                     continue
@@ -765,6 +817,7 @@ class Reconciler:
             reason=f"schedule {schedule_name}"
             if by_schedule
             else "converging the cluster to its recorded sources",
+            throttled=_throttled(work, (p.pool for p in pools)),
         )
 
     def _finish(
@@ -895,7 +948,8 @@ class Reconciler:
         if queued is not None and work.now < queued <= when:
             return replace(marker, attempt=attempt)  # an earlier wake-up is already queued
         delay = max(0, int((when - work.now).total_seconds() + 0.999))
-        self._messages.request_reconcile(reconcile_message(cluster, "wake"), delay)
+        message = reconcile_message(cluster, "wake", work.selected_by)
+        self._messages.request_reconcile(message, delay)
         log.info("reconcile of %s again in %s s: %s", cluster.short_name, delay, why)
         return replace(marker, next_wake_at=when, attempt=attempt)
 
@@ -905,15 +959,18 @@ class Reconciler:
         problem = Problem(error.code, error.message, retry_after=error.retry_after)
         report.problem = problem
         report.retrying = error.transient
+        report.throttled = error.throttled
         if error.transient:
-            self._transient(work, error)
+            asked = {name for record in work.pending.values() for name in record.source.pools}
+            self._transient(work, error, asked)
             self._defer_all(work, problem)
         else:
             for record in list(work.pending.values()):
                 self._reject(work, record, problem)
         if not self._finish(cluster, work, report, None, "wake", ""):
             # Another reconcile recorded first; make sure someone looks again.
-            self._messages.request_reconcile(reconcile_message(cluster, "wake"), 1)
+            message = reconcile_message(cluster, "wake", work.selected_by)
+            self._messages.request_reconcile(message, 1)
 
     def _defer_all(self, work: _Pass, problem: Problem) -> None:
         for name in {n for r in work.pending.values() for n in r.source.pools}:
@@ -956,6 +1013,24 @@ def _failed(plan: PoolPlan, resolution: Resolution, error: GatewayError) -> Pool
     result = PoolResult.DEFERRED if error.transient else PoolResult.FAILED
     problem = Problem(error.code, error.message, retry_after=error.retry_after)
     return replace(_pool_outcome(plan, resolution), result=result, problem=problem)
+
+
+def _unread_outcome(cluster: ClusterRef, now: datetime, report: Report) -> Outcome:
+    """A tick's reconcile that could not read its cluster: deferred (it comes back by itself)
+    or rejected (Resource Manager refused: nothing to retry)."""
+    return Outcome(
+        f"schedule-{now:%Y%m%dT%H%M%SZ}-{cluster.resource_group}-{cluster.name}",
+        Overall.DEFERRED if report.retrying else Overall.REJECTED,
+        now,
+        "timer",
+        cluster_id=cluster.resource_id,
+        problem=report.problem,
+        throttled=int(report.throttled),
+    )
+
+
+def _throttled(work: _Pass, pools: Iterable[str]) -> int:
+    return sum(work.throttled.get(name, 0) for name in pools)
 
 
 def _recorded_at(record: SourceRecord) -> datetime:

@@ -44,13 +44,20 @@ class Schedules:
             self._parsed = (text, name, schedule)
         return schedule, name
 
-    def for_cluster(self, cluster: ClusterRef, now: datetime) -> tuple[ClusterSchedule | None, str]:
+    def for_cluster(
+        self, cluster: ClusterRef, now: datetime, selected_by: str | None = None
+    ) -> tuple[ClusterSchedule | None, str]:
+        """The cluster's entry in the file; else, when a tick picked the cluster by tag
+        (`selected_by`, the selector's text), that `select` entry if the file still has it."""
         try:
             schedule, name = self.load(now)
         except InvalidInput as error:
             log.warning("schedule unusable, no pool follows it for now: %s", error)
             return None, "schedule"
-        return self.find(schedule, cluster), name
+        found = self.find(schedule, cluster)
+        if found is None and selected_by is not None:
+            found = schedule.selected(cluster, {}, selected_by)
+        return found, name
 
     def find(self, schedule: Schedule, cluster: ClusterRef) -> ClusterSchedule | None:
         wanted = _key(cluster)

@@ -28,6 +28,7 @@ from scaler.service_layer.intake import cluster_refusal
 from scaler.service_layer.ports import (
     Clock,
     ClusterGateway,
+    ClusterListing,
     ClusterRecords,
     DesiredStateStore,
     SourceRecord,
@@ -279,6 +280,15 @@ class _SeenPools:
         self.seen[_key(cluster)] = pools
         return pools
 
+    def list_clusters(self, subscription_id: str) -> list[ClusterListing]:
+        raise AssertionError("status reads one cluster at a time")
+
+    def snapshot(self, pools: Sequence[PoolState]) -> list[dict[str, Any]]:
+        return self._clusters.snapshot(pools)
+
+    def restore(self, snapshot: object) -> list[PoolState]:
+        return self._clusters.restore(snapshot)
+
     def start_update(self, cluster: ClusterRef, plan: PoolPlan) -> PoolState:
         raise AssertionError("status reads only")
 
@@ -316,6 +326,9 @@ class _NoMessages:
         raise AssertionError("status reads only")
 
     def request_reconcile(self, request: dict[str, Any], delay_seconds: int) -> None:
+        raise AssertionError("status reads only")
+
+    def request_reconciles(self, requests: Sequence[dict[str, Any]]) -> None:
         raise AssertionError("status reads only")
 
     def retry_intent(self, message: dict[str, Any], delay_seconds: int) -> None:

@@ -19,10 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import time_machine
-from azure.functions.timer import TimerRequest
 
-import function_app
-from local.functions_host import registered_functions
 from local.stack import LocalStack
 from scaler import bootstrap
 from scaler.domain.events import derived_id
@@ -146,11 +143,6 @@ def at() -> Iterator[Callable[[timedelta], None]]:
         traveller.stop()
 
 
-def fire() -> None:
-    scale_schedule = registered_functions(function_app.app)["scale_schedule"]
-    scale_schedule.get_user_function()(TimerRequest(past_due=False))
-
-
 @pytest.fixture
 def stop_schedule(app: App, tmp_path: Path, settings_override: Callable[..., None]) -> None:
     path = tmp_path / "schedule.toml"
@@ -165,7 +157,7 @@ def test_a_scheduled_stop_is_announced_once_before_it_happens_with_the_hold_to_s
     at: Callable[[timedelta], None],
 ) -> None:
     at(-timedelta(minutes=10))  # inside SCALER_NOTICE_MINUTES (15)
-    fire()
+    app.tick()
     assert app.emulator.writes() == []  # nothing to do yet: batch is at 2
     (upcoming,) = events_on()
     assert upcoming["type"] == "scaler.pool.change-upcoming"
@@ -193,7 +185,7 @@ def test_a_scheduled_stop_is_announced_once_before_it_happens_with_the_hold_to_s
     )
 
     at(-timedelta(minutes=5))
-    fire()  # the same transition: not announced again by this process
+    app.tick()  # the same transition: not announced again by this process
     assert len(events_on()) == 1
 
     # Snoozed: the hold from the event keeps the pool past the change, and is not announced.
@@ -202,10 +194,10 @@ def test_a_scheduled_stop_is_announced_once_before_it_happens_with_the_hold_to_s
     app.deliver(json.dumps(hold))
     app.settle()
     assert app.results()[0]["outcome"] == "unchanged"
-    fire()
+    app.tick()
     assert [e["type"] for e in events_on()] == ["scaler.intent.unchanged"]
     at(timedelta(minutes=1))
-    fire()
+    app.tick()
     assert app.emulator.writes() == []  # held: not stopped
     assert app.pool("batch")["powerState"]["code"] == "Running"
 
@@ -217,7 +209,7 @@ def test_the_stop_itself_is_a_pool_changed_event(
     at: Callable[[timedelta], None],
 ) -> None:
     at(timedelta(seconds=30))
-    fire()
+    app.tick()
     assert len(app.emulator.writes()) == 1
     (changed,) = events_on()
     assert changed["type"] == "scaler.pool.changed"

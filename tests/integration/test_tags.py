@@ -7,10 +7,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from azure.functions.timer import TimerRequest
-
-import function_app
-from local.functions_host import registered_functions
 from tests.app_under_test import App
 
 BATCH_SCHEDULE = """
@@ -21,12 +17,6 @@ cluster = "aks-demo"
 [clusters.pools.batch]
 outside = 7
 """
-
-
-def fire_timer() -> None:
-    registered_functions(function_app.app)["scale_schedule"].get_user_function()(
-        TimerRequest(past_due=False)
-    )
 
 
 def batch_writes(app: App) -> list[dict]:
@@ -47,7 +37,7 @@ def test_a_pool_tagged_off_gets_no_write_from_an_intent_a_lease_or_the_timer(
         json.dumps({"id": "lease", "pools": {"batch": 3}, "lease": "PT1H"}), message_id="m-lease"
     )
     app.settle()
-    fire_timer()
+    app.tick()
     app.settle()
 
     assert batch_writes(app) == []
@@ -102,7 +92,7 @@ def test_a_profile_tag_applies_the_profile_and_an_explicit_entry_beats_the_tag(
     # web has its own block in the file: its tag is ignored.
     app.emulator.force_pool("rg-demo", "aks-demo", "web", tags={"scaler-schedule": "always-six"})
     app.emulator.clear_requests()
-    fire_timer()
+    app.tick()
     app.emulator.wait_until_settled()
     assert app.pool("batch")["count"] == 6
     web = app.pool("web")

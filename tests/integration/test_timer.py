@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 
 import function_app
@@ -76,11 +75,6 @@ def wake(cluster: str) -> dict[str, str]:
     }
 
 
-def fire(past_due: bool = False) -> None:
-    scale_schedule = registered_functions(function_app.app)["scale_schedule"]
-    scale_schedule.get_user_function()(TimerRequest(past_due=past_due))
-
-
 @pytest.fixture
 def at() -> Iterator[Callable[[timedelta], None]]:
     travellers: list[time_machine.travel] = []
@@ -112,8 +106,8 @@ def test_a_converged_cluster_costs_one_read_and_no_write(
 ) -> None:
     schedule(batch_window_schedule())
     at(-timedelta(minutes=1))
-    fire()
-    fire()
+    app.tick()
+    app.tick()
     assert app.emulator.writes() == []
     assert len(app.lists()) == 2  # one read per tick
     assert app.results() == []  # nothing changed: nothing to report
@@ -125,12 +119,12 @@ def test_the_window_boundary_brings_exactly_the_right_write(
 ) -> None:
     schedule(batch_window_schedule())
     at(-timedelta(seconds=30))
-    fire()
+    app.tick()
     assert app.emulator.writes() == []
 
     at(timedelta(seconds=30))
-    fire()
-    fire()  # idempotent: the pool already reports 6 while it scales
+    app.tick()
+    app.tick()  # idempotent: the pool already reports 6 while it scales
     (write,) = app.emulator.writes()
     assert write["path"].endswith("/agentPools/batch") and write["if_match"]
     assert len(app.lists()) == 3  # one read per tick, no more
@@ -166,7 +160,7 @@ def test_a_hold_from_a_queue_intent_wins_until_it_expires(
     assert queued_reconciles(app) == (0, 1)
     app.emulator.wait_until_settled()
 
-    fire()  # inside the 6-node window, but the hold wins: nothing to do
+    app.tick()  # inside the 6-node window, but the hold wins: nothing to do
     assert app.pool("batch")["count"] == 10
     assert app.results() == [] and len(app.emulator.writes()) == 2
 
@@ -177,7 +171,7 @@ def test_a_hold_from_a_queue_intent_wins_until_it_expires(
     (batch,) = [p for p in returned["pools"] if p["pool"] == "batch"]
     assert batch["outcome"] == "started" and batch["why"]["source"] == "schedule"
     app.emulator.wait_until_settled()
-    fire()  # and the timer finds nothing left to do
+    app.tick()  # and the timer finds nothing left to do
     assert len(app.emulator.writes()) == 3 and app.results() == []
 
 
@@ -189,7 +183,7 @@ def test_a_plain_intent_lasts_until_the_schedules_next_transition(
     )
     schedule(short)
     at(timedelta(seconds=30))
-    fire()
+    app.tick()
     assert app.pool("batch")["count"] == 6
     assert app.only_result()["source"] == "timer"
     app.emulator.wait_until_settled()
@@ -199,11 +193,11 @@ def test_a_plain_intent_lasts_until_the_schedules_next_transition(
     app.emulator.wait_until_settled()
 
     at(timedelta(seconds=90))  # still inside the window: the intent, not the window, decides
-    fire()
+    app.tick()
     assert app.pool("batch")["count"] == 10 and app.results() == []
 
     at(timedelta(minutes=2, seconds=30))  # the window ended: the schedule decides again
-    fire()
+    app.tick()
     assert app.pool("batch")["count"] == 2
     (outcome,) = app.results()
     assert outcome["source"] == "timer" and outcome["pools"][0]["why"]["source"] == "schedule"
@@ -213,7 +207,7 @@ def test_a_broken_schedule_changes_nothing_and_says_why(
     app: App, schedule: Callable[[str], None]
 ) -> None:
     schedule(batch_window_schedule().replace("state = 6", "state = { min = 9, max = 2 }"))
-    fire()
+    app.tick()
     (outcome,) = app.results()
     assert outcome["outcome"] == "rejected" and outcome["source"] == "timer"
     assert outcome["error"]["code"] == "InvalidSchedule"
@@ -231,7 +225,7 @@ def test_one_broken_cluster_does_not_stop_another(
         [{"kind": "500", "method": "GET", "path_contains": "aks-demo", "times": 100}]
     )
     at(timedelta(seconds=30))
-    fire()
+    app.tick()
 
     outcomes = {o["cluster"].rsplit("/", 1)[-1]: o for o in app.results()}
     assert sorted(outcomes) == ["aks-demo", "aks-second"]
@@ -253,7 +247,7 @@ windows = [{{ days = "daily", start = "{hhmm(BOUNDARY)}", end = "{hhmm(BOUNDARY 
         )
     )
     at(timedelta(seconds=30))
-    fire()
+    app.tick()
     (outcome,) = app.results()
     actions = {p["pool"]: p["action"] for p in outcome["pools"]}
     assert actions == {"batch": "scale", "gpu": "start"}
@@ -269,7 +263,7 @@ def test_a_late_run_is_logged_and_converges_as_usual(
     schedule(batch_window_schedule())
     at(timedelta(seconds=30))
     with caplog.at_level(logging.WARNING, logger="scaler"):
-        fire(past_due=True)
+        app.tick(past_due=True)
     assert any("is late (past due)" in r.getMessage() for r in caplog.records)
     assert app.pool("batch")["count"] == 6
 
@@ -284,6 +278,6 @@ def test_the_schedule_can_live_in_a_blob(
         container.upload_blob("schedule.toml", batch_window_schedule(), overwrite=True)
     settings_override(SCALER_SCHEDULE_BLOB="scaler-config/schedule.toml")
     at(timedelta(seconds=30))
-    fire()
+    app.tick()
     assert app.pool("batch")["count"] == 6
     assert app.results()[0]["reason"] == "schedule scaler-config/schedule.toml"

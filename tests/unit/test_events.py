@@ -232,25 +232,25 @@ def harness(notice: int = 15) -> tuple[Harness, RecordingSink]:
     h = Harness(SCHEDULE, SCALER_NOTICE_MINUTES=notice)  # clock: 13:00 in Amsterdam
     h.clusters.add(CLUSTER, pool("batch", 4), pool("web", 2))
     sink = RecordingSink()
-    h.tick._events = Events(sink)
+    h.reconciler._events = Events(sink)
     return h, sink
 
 
 def test_the_timer_announces_a_stop_within_the_notice_once() -> None:
     h, sink = harness()
-    h.tick.run()
+    h.tick()
     (event,) = sink.events
     assert event.type == POOL_CHANGE_UPCOMING and event.data["pool"] == "batch"
     assert event.data["at"] == "2026-11-25T12:10:00+00:00" and event.data["in_minutes"] == 10
     h.clock.advance(300)
-    h.tick.run()
+    h.tick()
     assert len(sink.events) == 1  # the same transition: once
 
 
 def test_nothing_is_announced_beyond_the_notice_or_with_notice_zero() -> None:
     for notice in (5, 0):
         h, sink = harness(notice)
-        h.tick.run()
+        h.tick()
         assert sink.events == []
 
 
@@ -258,7 +258,7 @@ def test_a_hold_over_the_transition_silences_it() -> None:
     h, sink = harness()
     h.send({"pools": {"batch": 4}, "hold": "PT1H"})
     h.settle()
-    h.tick.run()
+    h.tick()
     assert sink.events == []
 
 

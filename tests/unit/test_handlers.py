@@ -135,7 +135,7 @@ def test_a_refused_hold_leaves_no_hold_behind() -> None:
     assert outcome["outcome"] == "rejected"
     assert "hold" not in outcome
     assert not h.store.source(CLUSTER, "held").active  # type: ignore[union-attr]
-    h.tick.run()
+    h.tick()
     h.settle()
     # Wednesday 13:00 Amsterdam: the schedule's 6 nodes, not the refused 9.
     assert h.clusters.state("batch").count == 6
@@ -180,11 +180,11 @@ def test_a_hold_beats_the_schedule_and_a_newer_intent() -> None:
     h.clock.advance(120)
     h.send({"id": "later", "pools": {"batch": 3}})
     h.settle(limit_seconds=60)
-    h.tick.run()
+    h.tick()
     assert h.clusters.state("batch").count == 9
     assert h.outcome("later")["outcome"] == "superseded"
     h.clock.advance(3600)
-    h.tick.run()
+    h.tick()
     h.settle()
     # The hold ended; the newer plain intent lasts until the window's end at 19:00.
     assert h.clusters.state("batch").count == 3
@@ -192,16 +192,16 @@ def test_a_hold_beats_the_schedule_and_a_newer_intent() -> None:
 
 def test_a_plain_intent_lasts_until_the_schedules_next_transition() -> None:
     h = demo(SCHEDULE)
-    h.tick.run()
+    h.tick()
     h.clock.advance(120)
     h.settle()
     h.send({"id": "ten", "pools": {"batch": 10}})
     h.settle()
     h.clock.advance(3600)
-    h.tick.run()
+    h.tick()
     assert h.clusters.state("batch").count == 10  # still inside the 07:00-19:00 window
     h.clock.now = h.clock.now.replace(hour=18, minute=5)  # 19:05 Amsterdam
-    h.tick.run()
+    h.tick()
     assert h.clusters.state("batch").is_stopped
 
 
@@ -288,14 +288,14 @@ def test_transient_failures_are_retried_then_parked() -> None:
 def test_enforce_false_lets_manual_changes_stand_until_the_next_transition() -> None:
     schedule = SCHEDULE.replace("[clusters.pools.batch]", "[clusters.pools.batch]\nenforce = false")
     h = demo(schedule)
-    h.tick.run()
+    h.tick()
     assert h.clusters.state("batch").count == 6
     h.clock.advance(120)
     h.clusters.pools[CLUSTER]["batch"] = pool("batch", 3)  # someone scales it by hand
-    h.tick.run()
+    h.tick()
     assert h.clusters.state("batch").count == 3
     h.clock.now = h.clock.now.replace(hour=18, minute=5)
-    h.tick.run()
+    h.tick()
     assert h.clusters.state("batch").is_stopped
 
 
@@ -304,11 +304,11 @@ def test_the_schedule_converges_through_the_same_reconcile(enforce: str) -> None
     h = demo(
         SCHEDULE.replace("[clusters.pools.batch]", f"[clusters.pools.batch]\nenforce = {enforce}")
     )
-    outcomes = h.tick.run()
-    assert [o.source for o in outcomes] == ["timer"]
+    outcomes = h.tick()
+    assert [o["source"] for o in outcomes] == ["timer"]
     assert h.clusters.state("batch").count == 6
     h.clock.advance(600)
-    assert h.tick.run() == []
+    assert h.tick() == []
     assert len(h.clusters.writes) == 1
 
 
@@ -334,7 +334,7 @@ def test_a_pool_tagged_off_is_never_written() -> None:
     h.send({"id": "plain", "pools": {"batch": 5}})
     h.send({"id": "lease", "pools": {"batch": 3, "gpu": 1}, "lease": "PT1H"})
     h.settle(limit_seconds=60)
-    h.tick.run()
+    h.tick()
     assert not [name for name, _ in h.clusters.writes if name == "batch"]
     for intent_id in ("plain", "lease"):
         outcome = h.outcome(intent_id)

@@ -243,7 +243,7 @@ BAD_DOCUMENTS = [
     ),
     (
         HEAD + 'name = "x"\n',
-        "s.toml: clusters[0].name: unknown field (allowed: cluster, enforce, exceptions, holidays, pools, resource_group, subscription_id, timezone)",
+        "s.toml: clusters[0].name: unknown field (allowed: cluster, enforce, exceptions, holidays, pools, resource_group, select, subscription_id, timezone)",
     ),
     (
         HEAD,
@@ -1050,3 +1050,70 @@ def test_a_cluster_without_pools_is_allowed_when_the_file_has_profiles() -> None
     text = 'timezone = "UTC"\n[profiles.p]\noutside = 1\n[[clusters]]\nresource_group = "rg"\ncluster = "aks"\n'
     (cluster,) = load(text).clusters
     assert cluster.pool_names == ()
+
+
+# --- clusters picked by tag -------------------------------------------------------------------
+
+SELECTING = """
+timezone = "UTC"
+[[clusters]]
+select = { tag = "scaler-schedule = office-hours" }
+[clusters.pools.batch]
+outside = 0
+
+[[clusters]]
+select = { tag = "team=data" }
+subscription_id = "00000000-0000-0000-0000-00000000000c"
+[clusters.pools.web]
+outside = 1
+"""
+
+
+def test_select_entries_pick_clusters_by_tag_and_name_none_themselves() -> None:
+    from scaler.domain.clusters import ClusterRef
+
+    schedule = load_schedule(SELECTING, "s.toml", 100)
+    assert schedule.clusters == ()
+    first, second = schedule.selections
+    assert first.selector is not None and first.selector.text == "scaler-schedule=office-hours"
+    assert second.selector is not None and second.selector.subscription_id.endswith("c")
+    elsewhere = ClusterRef("00000000-0000-0000-0000-00000000000b", "rg", "aks")
+    tagged = schedule.selected(elsewhere, {"Scaler-Schedule": "OFFICE-HOURS", "team": "data"})
+    assert tagged is not None and tagged.pool_names == ("batch",)
+    assert (
+        tagged.target.cluster == "aks"
+        and tagged.target.subscription_id == elsewhere.subscription_id
+    )
+    assert schedule.selected(elsewhere, {"team": "data"}) is None  # only in subscription …c
+    assert schedule.selected(elsewhere, {}, "team=data") is None
+    assert schedule.selected(elsewhere, {}, "scaler-schedule=office-hours") is not None
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            'select = { tag = "a=b" }\ncluster = "aks"',
+            "s.toml: clusters[0].cluster: cannot be combined with select: an entry names one "
+            "cluster or selects clusters by tag",
+        ),
+        (
+            'select = { tag = "justaname" }',
+            "s.toml: clusters[0].select.tag: 'justaname' is not name=value",
+        ),
+        ('select = { tag = "a/b=c" }', "s.toml: clusters[0].select.tag: 'a/b=c' has characters"),
+        ('select = { label = "a=b" }', "s.toml: clusters[0].select.label: unknown field"),
+        ('select = "a=b"', "s.toml: clusters[0].select: must be a table"),
+    ],
+)
+def test_a_bad_select_is_refused_naming_the_field(entry: str, message: str) -> None:
+    text = f'timezone = "UTC"\n[[clusters]]\n{entry}\n[clusters.pools.batch]\noutside = 0\n'
+    with pytest.raises(InvalidInput) as caught:
+        load_schedule(text, "s.toml", 100)
+    assert str(caught.value).startswith(message)
+
+
+def test_the_same_selector_twice_is_refused() -> None:
+    entry = '[[clusters]]\nselect = { tag = "a=b" }\n[clusters.pools.batch]\noutside = 0\n'
+    with pytest.raises(InvalidInput, match=r"clusters\[1\]: select tag a=b is already scheduled"):
+        load_schedule('timezone = "UTC"\n' + entry + entry, "s.toml", 100)
