@@ -201,12 +201,13 @@ def _check(args: argparse.Namespace, out: Console) -> int:
         out.print_json(data=_check_document(source_name(args.file), schedule))
         return 0
     out.print(f"{source_name(args.file)}: valid", soft_wrap=True, markup=False)
-    for cluster in schedule.clusters:
+    for cluster in (*schedule.clusters, *schedule.selections):
         holidays = (
             f"; holidays {', '.join(h.label for h in cluster.holidays)}" if cluster.holidays else ""
         )
         out.print(
-            f"  {cluster.target.key} ({cluster.timezone}): pools {', '.join(cluster.pool_names)}; "
+            f"  {entry_label(cluster)} ({cluster.timezone}): "
+            f"pools {', '.join(cluster.pool_names)}; "
             f"{_plural(len(cluster.exceptions), 'exception')}{holidays}",
             soft_wrap=True,
             markup=False,
@@ -240,6 +241,18 @@ def _check_document(source: str, schedule: Schedule) -> dict[str, object]:
                 "holidays": [h.label for h in cluster.holidays],
             }
             for cluster in schedule.clusters
+        ],
+        "selections": [
+            {
+                "tag": cluster.selector.text,
+                "subscription_id": cluster.selector.subscription_id,
+                "timezone": cluster.timezone,
+                "pools": list(cluster.pool_names),
+                "exceptions": len(cluster.exceptions),
+                "holidays": [h.label for h in cluster.holidays],
+            }
+            for cluster in schedule.selections
+            if cluster.selector is not None
         ],
         "states": [name for name, _ in schedule.states],
         "profiles": [profile.name for profile in schedule.profiles],
@@ -291,18 +304,23 @@ def _preview(args: argparse.Namespace, out: Console) -> int:
         print_savings(out, [(c, None) for c in clusters], _week_anchor(args), options, args.json)
     elif args.json:
         desired = Schedule(tuple(clusters)).desired_at(at)
-        out.print_json(
-            data={
-                target.key: {name: request.to_json() for name, request in pools.items()}
-                for target, pools in desired.items()
-            }
-        )
+        data = {
+            target.key: {name: request.to_json() for name, request in pools.items()}
+            for target, pools in desired.items()
+        }
+        for entry in schedule.selections if read is None else ():
+            pools = Schedule((entry,)).desired_at(at).get(entry.target, {})
+            if pools:
+                data[entry_label(entry)] = {n: r.to_json() for n, r in pools.items()}
+        out.print_json(data=data)
     else:
         if read is not None:
             for line in read.lines():
                 out.print(line, soft_wrap=True, markup=False)
         for cluster in clusters:
             out.print(timeline(cluster, at, args.days))
+        for entry in schedule.selections if read is None else ():
+            out.print(timeline(entry, at, args.days, title=escape(entry_label(entry))))
         if schedule.profiles and read is None:
             out.print(
                 f"profiles (a pool tagged scaler-schedule=<name> follows one): "
@@ -650,6 +668,14 @@ GAP = _Glyph("×", "red", "clock skipped (DST)")
 NO_OPINION = _Glyph(" ", "", "no opinion")
 KEPT = _Glyph("╌", "yellow", "left alone (keep)")
 STOPPED = _Glyph("·", "dim", "stopped")
+
+
+def entry_label(cluster: ClusterSchedule) -> str:
+    """How a schedule entry is named to people: `rg/cluster`, or the tag it selects by."""
+    if cluster.selector is None:
+        return cluster.target.key
+    where = f" in {cluster.selector.subscription_id}" if cluster.selector.subscription_id else ""
+    return f"clusters tagged {cluster.selector.text}{where}"
 
 
 def timeline(

@@ -84,6 +84,7 @@ def test_check_json_is_the_summary_as_a_document(
                 "holidays": [],
             }
         ],
+        "selections": [],
         "states": [],
         "profiles": [],
         "warnings": [
@@ -660,3 +661,30 @@ def test_preview_cluster_says_when_it_cannot_be_read(
         "warning: ClusterNotAllowed: cluster rg/aks is not in SCALER_ALLOWED_CLUSTERS; not "
         "read, tags not applied\n"
     )
+
+
+# --- entries that select clusters by tag -------------------------------------------------------
+
+SELECTING = """timezone = "UTC"
+[[clusters]]
+select = { tag = "team=[bold]data[/]" }
+subscription_id = "00000000-0000-0000-0000-00000000000c"
+[clusters.pools.batch]
+outside = 3
+"""
+
+
+def test_check_and_preview_show_entries_that_select_by_tag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, SELECTING)
+    label = "clusters tagged team=[bold]data[/] in 00000000-0000-0000-0000-00000000000c"
+    assert main(["schedule", "check", path]) == 0
+    assert f"  {label} (UTC): pools batch; 0 exceptions\n" in capsys.readouterr().out
+    assert main(["schedule", "check", "--json", path]) == 0
+    (selection,) = json.loads(capsys.readouterr().out)["selections"]
+    assert selection["tag"] == "team=[bold]data[/]" and selection["pools"] == ["batch"]
+    assert main(["schedule", "preview", "--json", path]) == 0
+    assert json.loads(capsys.readouterr().out) == {label: {"batch": {"count": 3}}}
+    assert main(["schedule", "preview", "--days", "1", path]) == 0
+    assert "team=[bold]data[/]" in capsys.readouterr().out  # shown as written, never as markup
