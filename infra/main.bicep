@@ -139,6 +139,10 @@ param eventsEnabled bool = false
 @description('Minutes ahead a scheduled stop, scale-down or lower autoscaler bound is announced (0: never).')
 param noticeMinutes int = 15
 
+@minValue(0)
+@description('A timer tick reads a subscription\'s pools with one paged LIST managedClusters when it reconciles at least this many clusters there (0: never list).')
+param fleetListMinClusters int = 3
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -299,6 +303,7 @@ module functionApp 'app/function.bicep' = {
     profileTag: profileTag
     eventGridEndpoint: eventsEnabled ? events.outputs.endpoint : ''
     noticeMinutes: noticeMinutes
+    fleetListMinClusters: fleetListMinClusters
     virtualNetworkSubnetId: privateNetwork ? appSubnetId : ''
   }
   // The host starts as soon as the site exists; without its data roles it would fail its

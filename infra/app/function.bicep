@@ -36,6 +36,7 @@ param profileTag string
 // The Event Grid topic's endpoint; empty: no events.
 param eventGridEndpoint string = ''
 param noticeMinutes int = 15
+param fleetListMinClusters int = 3
 
 // Private network mode: outbound traffic (storage over its private endpoints) leaves through
 // this subnet, which must be delegated to Microsoft.App/environments. Empty: no VNet integration.
@@ -213,6 +214,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SCALER_NOTICE_MINUTES'
           value: string(noticeMinutes)
+        }
+        {
+          name: 'SCALER_FLEET_LIST_MIN_CLUSTERS'
+          value: string(fleetListMinClusters)
         }
         {
           name: 'SCALER_TIMER_SCHEDULE'

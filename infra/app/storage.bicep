@@ -25,6 +25,9 @@ param privateDnsZoneResourceGroupId string = ''
 var intentsQueueName = 'scale-intents'
 var poisonQueueName = '${intentsQueueName}-poison'
 var resultsQueueName = 'scale-results'
+// One message per cluster to reconcile (the app writes them, its queue trigger reads them).
+var reconcileQueueName = 'scale-reconcile'
+var reconcilePoisonQueueName = '${reconcileQueueName}-poison'
 var stateTableName = 'scalerstate'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -107,6 +110,19 @@ resource resultsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@20
   name: resultsQueueName
 }
 
+// The Functions host never creates a trigger's queue, and sending to a missing queue fails
+// (QueueNotFound): without it no intent would ever be reconciled in Azure.
+resource reconcileQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: reconcileQueueName
+}
+
+// Like scale-intents-poison: there from day one, so operators can watch it.
+resource reconcilePoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: reconcilePoisonQueueName
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -174,5 +190,7 @@ output tableEndpoint string = storage.properties.primaryEndpoints.table
 output intentsQueueName string = intentsQueue.name
 output poisonQueueName string = poisonQueue.name
 output resultsQueueName string = resultsQueue.name
+output reconcileQueueName string = reconcileQueue.name
+output reconcilePoisonQueueName string = reconcilePoisonQueue.name
 output stateTableName string = stateTable.name
 output intentsQueueUrl string = '${storage.properties.primaryEndpoints.queue}${intentsQueue.name}'
