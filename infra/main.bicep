@@ -143,6 +143,10 @@ param noticeMinutes int = 15
 @description('A timer tick reads a subscription\'s pools with one paged LIST managedClusters when it reconciles at least this many clusters there (0: never list).')
 param fleetListMinClusters int = 3
 
+// Dashboard and alerts (docs in the README, "Dashboard and alerts").
+@description('E-mail address the alerts (poison queue, rejected schedule, repeated pool failures) are sent to. Empty: the alert rules are still deployed and show in Azure Monitor, with no action group.')
+param alertEmail string = ''
+
 var tags = {
   'azd-env-name': environmentName
 }
@@ -258,6 +262,28 @@ module subnetAccess 'aks/subnet-access.bicep' = [for subnetId in subnetIds: {
   }
 }]
 
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    nameSuffix: resourceToken
+    alertEmail: alertEmail
+  }
+}
+
 module events 'app/events.bicep' = if (eventsEnabled) {
   name: 'events'
   scope: rg
@@ -334,3 +360,5 @@ output SCALER_INTENTS_QUEUE_URL string = storage.outputs.intentsQueueUrl
 output SCALER_AKS_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionGuid)
 output SCALER_AKS_ACCESS_SCOPES string = join(concat(clusterIds, subnetIds), ',')
 output SCALER_EVENTGRID_TOPIC_ID string = eventsEnabled ? events.outputs.id : ''
+output SCALER_WORKBOOK_ID string = workbook.outputs.id
+output SCALER_ALERT_ACTION_GROUP_ID string = alerts.outputs.actionGroupId

@@ -135,6 +135,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identityClientId};Authorization=AAD'
         }
+        // OpenTelemetry (host.json telemetryMode): the Python worker tells the host that the
+        // app exports its own logs, which scaler/telemetry.py sets up with the identity above.
+        {
+          name: 'PYTHON_ENABLE_OPENTELEMETRY'
+          value: 'true'
+        }
         {
           name: 'AZURE_CLIENT_ID'
           value: identityClientId

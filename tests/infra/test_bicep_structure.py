@@ -212,6 +212,8 @@ PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__tableServiceUri",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # The Python worker: the app exports its own OpenTelemetry logs (scaler/telemetry.py).
+    "PYTHON_ENABLE_OPENTELEMETRY",
 }
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
