@@ -143,6 +143,13 @@ param noticeMinutes int = 15
 @description('A timer tick reads a subscription\'s pools with one paged LIST managedClusters when it reconciles at least this many clusters there (0: never list).')
 param fleetListMinClusters int = 3
 
+// Tag targets (off by default): schedule entries that select clusters by tag are resolved through
+// Azure Resource Graph, which only returns what the app's identity can read. Reader on each
+// subscription listed here; a management group cannot be targeted from this subscription-scoped
+// deployment (an ARM limitation), see docs/fleet-infra.md for the one command instead.
+@description('Subscription ids (or /subscriptions/<id>) where schedules select clusters by tag: the app identity gets Reader there. Empty: no Reader anywhere.')
+param tagReaderSubscriptionIds array = []
+
 // Dashboard and alerts (docs in the README, "Dashboard and alerts").
 @description('E-mail address the alerts (poison queue, rejected schedule, repeated pool failures) are sent to. Empty: the alert rules are still deployed and show in Azure Monitor, with no action group.')
 param alertEmail string = ''
@@ -166,6 +173,9 @@ var extraClusterIds = [for id in aksClusterIds: toLower(trim(id))]
 var clusterIds = union([toLower(defaultClusterId)], extraClusterIds)
 var subnetIdList = [for id in aksSubnetIds: toLower(trim(id))]
 var subnetIds = union(subnetIdList, [])
+var tagReaderSubscriptionList = [for id in tagReaderSubscriptionIds: last(split(toLower(trim(id)), '/'))]
+var tagReaderSubscriptions = union(tagReaderSubscriptionList, [])
+var tagReaderScopes = [for id in tagReaderSubscriptions: '/subscriptions/${id}']
 // The same name infra/roles/scaler-role.bicep gives the role it creates for this environment.
 var roleDefinitionGuid = empty(aksPlatformRoleDefinitionId) ? guid(subscription().id, environmentName, 'aks-pool-scaler') : last(split(aksPlatformRoleDefinitionId, '/'))
 // Intents may target exactly the clusters the identity holds the role on.
@@ -262,6 +272,16 @@ module subnetAccess 'aks/subnet-access.bicep' = [for subnetId in subnetIds: {
   }
 }]
 
+// Reader where tag targets are looked up, and nowhere else (off while the list is empty).
+// The preprovision hook refuses entries that are not subscription ids before this runs.
+module tagReaders 'aks/subscription-reader.bicep' = [for subscriptionId in tagReaderSubscriptions: {
+  name: 'tag-reader-${uniqueString(subscriptionId, resourceToken)}'
+  scope: subscription(subscriptionId)
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}]
+
 module workbook 'app/workbook.bicep' = {
   name: 'workbook'
   scope: rg
@@ -339,6 +359,7 @@ module functionApp 'app/function.bicep' = {
     appRbac
     clusterAccess
     subnetAccess
+    tagReaders
     events
   ]
 }
@@ -360,5 +381,8 @@ output SCALER_INTENTS_QUEUE_URL string = storage.outputs.intentsQueueUrl
 output SCALER_AKS_ROLE_DEFINITION_ID string = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionGuid)
 output SCALER_AKS_ACCESS_SCOPES string = join(concat(clusterIds, subnetIds), ',')
 output SCALER_EVENTGRID_TOPIC_ID string = eventsEnabled ? events.outputs.id : ''
+// Where the identity holds Reader for tag targets: the hooks remove it when a subscription
+// leaves the list (preprovision) and before azd down (predown).
+output SCALER_TAG_READER_SCOPES string = join(tagReaderScopes, ',')
 output SCALER_WORKBOOK_ID string = workbook.outputs.id
 output SCALER_ALERT_ACTION_GROUP_ID string = alerts.outputs.actionGroupId

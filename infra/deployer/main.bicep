@@ -6,7 +6,10 @@
 //   - on the app's resource group: Contributor, and Role Based Access Control Administrator
 //     constrained (ABAC condition) to the data roles infra/app assigns;
 //   - on each cluster's and subnet's resource group: starting deployments, and Role Based Access
-//     Control Administrator constrained to the scaler role.
+//     Control Administrator constrained to the scaler role;
+//   - on each subscription where schedules select clusters by tag (tagReaderSubscriptionIds,
+//     usually none): starting deployments, and Role Based Access Control Administrator
+//     constrained to Reader.
 // Then set, in the pipeline's azd environment: AZURE_RESOURCE_GROUP=<resourceGroupName> and
 // SCALER_AKS_PLATFORM_ROLE_DEFINITION_ID=<output scalerRoleDefinitionId>. Re-run this template
 // when clusters or subnets are added. docs/deploying.md has the same as az commands.
@@ -33,9 +36,14 @@ param clusterIds array
 @description('Resource ids of the subnets the clusters\' pools use, when they are in a customer VNet.')
 param subnetIds array = []
 
+@description('Subscription ids where schedules select clusters by tag (the app\'s SCALER_TAG_READER_SUBSCRIPTION_IDS): the pipeline may grant Reader there, and nothing else.')
+param tagReaderSubscriptionIds array = []
+
 // Built-in roles, checked against the names in tests/infra/test_bicep_structure.py.
 var contributorRoleId = 'b24988ac-6180-42a0-ab88-20f7382dd24c' // Contributor
 var rbacAdministratorRoleId = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168' // Role Based Access Control Administrator
+// What infra/aks/subscription-reader.bicep assigns for tag targets.
+var readerRoleId = 'acdd72a7-3385-48ef-bd42-f606fba81ae7' // Reader
 // The only roles infra/app assigns in the app's group (app/rbac.bicep, app/producers.bicep).
 var appRoleIds = [
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
@@ -54,6 +62,9 @@ var appGroupName = empty(resourceGroupName) ? 'rg-${environmentName}' : resource
 var scopeIds = union(clusterIds, subnetIds)
 var scopeGroupIds = [for id in scopeIds: toLower('/subscriptions/${split(id, '/')[2]}/resourceGroups/${split(id, '/')[4]}')]
 var scopeGroups = union(scopeGroupIds, [])
+var readerSubscriptionList = [for id in tagReaderSubscriptionIds: last(split(toLower(trim(id)), '/'))]
+var readerSubscriptions = union(readerSubscriptionList, [])
+var readerScopes = [for id in readerSubscriptions: '/subscriptions/${id}']
 
 resource appGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: appGroupName
@@ -91,7 +102,7 @@ resource deploymentsRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
         notDataActions: []
       }
     ]
-    assignableScopes: union([subscription().id], scopeGroups)
+    assignableScopes: union([subscription().id], scopeGroups, readerScopes)
   }
 }
 
@@ -130,6 +141,19 @@ module clusterGroupAccess 'group-access.bicep' = [for groupId in scopeGroups: {
     extraRoleIds: [
       deploymentsRole.name
     ]
+    rbacAdministratorRoleId: rbacAdministratorRoleId
+  }
+}]
+
+module readerSubscriptionAccess 'subscription-access.bicep' = [for subscriptionId in readerSubscriptions: {
+  name: 'scaler-deployer-reader-${uniqueString(subscriptionId, environmentName)}'
+  scope: subscription(subscriptionId)
+  params: {
+    principalId: pipelinePrincipalId
+    grantableRoleIds: [
+      readerRoleId
+    ]
+    deploymentsRoleGuid: deploymentsRole.name
     rbacAdministratorRoleId: rbacAdministratorRoleId
   }
 }]

@@ -13,10 +13,14 @@ preprovision
      clusters or subnets dropped from the lists, and of any other role (the former built-in
      mode's Azure Kubernetes Service Contributor Role, a previous custom role). Incremental
      deployments never delete, so without this a mode switch leaves the broad grant behind.
+  4. Checks SCALER_TAG_READER_SUBSCRIPTION_IDS (subscriptions where schedules select clusters
+     by tag, so the identity gets Reader there) and removes the identity's Reader on
+     subscriptions dropped from it.
 
 predown
-  Removes the identity's assignments on the clusters and subnets, then (when this environment
-  created it) the role, before `azd down` deletes the app's resource group. Nothing else
+  Removes the identity's assignments on the clusters and subnets and its Reader on the tag
+  target subscriptions, then (when this environment created it) the role, before `azd down`
+  deletes the app's resource group. Nothing else
   outside that group is touched; the clusters' groups are not deleted (azure.yaml requires an
   azd that only deletes groups the deployment created).
 
@@ -46,6 +50,12 @@ SUBNET_ID = re.compile(
     r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/"
     r"microsoft\.network/virtualnetworks/[^/]+/subnets/[^/]+$"
 )
+
+SUBSCRIPTION_ID = re.compile(
+    r"^(?:/subscriptions/)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
+# The built-in Reader role (infra/aks/subscription-reader.bicep assigns it for tag targets).
+READER_ROLE_GUID = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
 # How long to wait for a new role definition to be readable, and how many reads in a row must
 # see it (reads can hit replicas that are behind: Azure/azure-cli#20727).
@@ -120,6 +130,30 @@ def subnet_ids(env: Mapping[str, str]) -> list[str]:
     if bad:
         raise HookError(f"not a subnet resource id: {', '.join(bad)}")
     return ids
+
+
+def tag_reader_scopes(env: Mapping[str, str]) -> list[str]:
+    """`/subscriptions/<id>` for each entry of SCALER_TAG_READER_SUBSCRIPTION_IDS, as
+    infra/main.bicep computes them; anything but a subscription id is refused here, before
+    the deployment would fail on it (a management group needs the one-off command in
+    docs/fleet-infra.md)."""
+    scopes = []
+    for raw in _json_list(env, "SCALER_TAG_READER_SUBSCRIPTION_IDS"):
+        match = SUBSCRIPTION_ID.match(raw.strip().lower())
+        if not match:
+            raise HookError(
+                f"SCALER_TAG_READER_SUBSCRIPTION_IDS: {raw!r} is not a subscription id. "
+                "List subscription ids only; for a management group see docs/fleet-infra.md."
+            )
+        scope = f"/subscriptions/{match.group(1)}"
+        if scope not in scopes:
+            scopes.append(scope)
+    return scopes
+
+
+def previous_reader_scopes(env: Mapping[str, str]) -> list[str]:
+    """Where the last provision assigned Reader (its SCALER_TAG_READER_SCOPES output)."""
+    return _unique_lower(env.get("SCALER_TAG_READER_SCOPES", "").split(","))
 
 
 def previous_scopes(env: Mapping[str, str]) -> list[str]:
@@ -255,14 +289,21 @@ def assignments_at(scope: str, principal_id: str, az: Az) -> list[dict[str, str]
 
 
 def remove_assignments(
-    scopes: Sequence[str], principal_id: str, az: Az, keep_role_guid: str | None = None
+    scopes: Sequence[str],
+    principal_id: str,
+    az: Az,
+    keep_role_guid: str | None = None,
+    only_role_guid: str | None = None,
 ) -> list[str]:
-    """Delete the principal's assignments at these scopes, except of `keep_role_guid`."""
+    """Delete the principal's assignments at these scopes, except of `keep_role_guid`, or
+    only those of `only_role_guid`."""
     removed = []
     for scope in scopes:
         for item in assignments_at(scope, principal_id, az):
             role_guid = str(item.get("roleDefinitionId", "")).rsplit("/", 1)[-1].lower()
             if keep_role_guid and role_guid == keep_role_guid.lower():
+                continue
+            if only_role_guid and role_guid != only_role_guid.lower():
                 continue
             az(["role", "assignment", "delete", "--ids", item["id"]])
             removed.append(item["id"])
@@ -275,6 +316,7 @@ def preprovision(
     check_settings(env)
     clusters = cluster_ids(env)
     subnets = subnet_ids(env)
+    readers = tag_reader_scopes(env)
     platform_role = env.get("SCALER_AKS_PLATFORM_ROLE_DEFINITION_ID", "").strip()
     if platform_role:
         role_id = platform_role
@@ -296,6 +338,8 @@ def preprovision(
     role_guid = role_id.rsplit("/", 1)[-1]
     removed = remove_assignments(dropped, principal, az)
     removed += remove_assignments(current, principal, az, keep_role_guid=role_guid)
+    dropped_readers = [s for s in previous_reader_scopes(env) if s not in readers]
+    removed += remove_assignments(dropped_readers, principal, az, only_role_guid=READER_ROLE_GUID)
     for item in removed:
         print(f"scaler: removed stale assignment {item}")
 
@@ -307,6 +351,9 @@ def predown(
     scopes = previous_scopes(env)
     if principal:
         for item in remove_assignments(scopes, principal, az):
+            print(f"scaler: removed {item}")
+        readers = previous_reader_scopes(env)
+        for item in remove_assignments(readers, principal, az, only_role_guid=READER_ROLE_GUID):
             print(f"scaler: removed {item}")
     if env.get("SCALER_AKS_PLATFORM_ROLE_DEFINITION_ID", "").strip():
         return  # the platform team's role outlives this environment

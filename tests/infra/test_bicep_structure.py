@@ -191,6 +191,8 @@ BUILT_IN_ROLES = {
     "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
     # integration.md
     "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
+    # general.md
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
 }
 
 # Exactly what the custom role may do; anything else is a review decision, not a drive-by.
