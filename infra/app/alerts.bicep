@@ -165,7 +165,7 @@ traces
     result = tostring(customDimensions["result"]),
     problem_code = tostring(customDimensions["problem_code"])
 | where result == "failed"
-    or (result == "deferred" and problem_code != "PoolBusy")
+    or (result == "deferred" and problem_code !in ("PoolBusy", "Throttled", "SubscriptionRequestsThrottled", "TooManyRequests"))
     or (result == "refused" and source != "queue")
 | project timestamp, cluster, pool, result, problem_code
 '''
