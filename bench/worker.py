@@ -5,6 +5,11 @@
     python -m bench.worker raw N   Azurite alone: receive and delete N messages with the host's
                                    pattern (host.json batchSize per receive, deletes in a pool
                                    of as many threads), no function at all
+    python -m bench.worker fleet   the function app under the local Functions host (both queue
+                                   triggers) until stdin closes: one instance of the fleet
+                                   benchmark (bench/fleet.py); prints `{"ready": true}` once
+                                   serving, and at the end what it did (calls, failures, its
+                                   rate limiter's counters)
 
 Settings come from the environment (the parent passes the stack's). Prints one JSON line:
 `{"mode", "n", "seconds", "maxrss_kib"}`; the parent also reads the peak RSS from wait4().
@@ -105,7 +110,74 @@ def _connection_string() -> str:
     return os.environ[STORAGE_CONNECTION]
 
 
+def run_fleet() -> dict[str, Any]:
+    """Serve `scale-intents` and `scale-reconcile` with host.json's settings until stdin
+    closes. The app's bootstrap is the real one (settings from the environment, one rate
+    limiter for the process); the limiter is only watched, through a subclass that records the
+    instance bootstrap builds."""
+    import threading
+    from collections import Counter
+
+    import function_app
+    from local.functions_host import LocalFunctionsHost, QueueSettings
+    from scaler import bootstrap
+    from scaler.adapters import rate_limits
+    from scaler.settings import Settings
+
+    limiters: list[rate_limits.RateLimiter] = []
+
+    class WatchedLimiter(rate_limits.RateLimiter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            limiters.append(self)
+
+    rate_limits.RateLimiter = WatchedLimiter  # type: ignore[misc]  # bootstrap imports it late
+    calls: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def watched(name: str, call: Any) -> Any:
+        def wrapper(message: Any) -> None:
+            with lock:
+                calls[name] += 1
+            try:
+                call(message)
+            except Exception:
+                with lock:
+                    failures[name] += 1
+                raise
+
+        return wrapper
+
+    bootstrap.credential().get_token(Settings.from_env().arm_scope)  # a warm instance
+    bootstrap.intake(), bootstrap.reconciler()
+    from azure.storage.queue import QueueServiceClient
+
+    settings = QueueSettings.from_host_json(REPO_ROOT / "host.json")
+    with QueueServiceClient.from_connection_string(_connection_string()) as queues:
+        host = LocalFunctionsHost(function_app.app, queues, settings)
+        for queue_name, call in list(host.queue_functions.items()):
+            host.queue_functions[queue_name] = watched(host.queue_triggers[queue_name], call)
+        host.start()
+        print(json.dumps({"ready": True}), flush=True)
+        sys.stdin.read()  # until the parent closes it
+        host.stop()
+    limiter = {
+        "admitted": sum(x.admitted_count for x in limiters),
+        "paced": sum(x.paced_count for x in limiters),
+        "throttled": sum(x.throttled_count for x in limiters),
+        "waited_seconds": sum(x.waited_seconds for x in limiters),
+    }
+    bootstrap.reset()
+    return {"calls": dict(calls), "failures": dict(failures), "limiter": limiter}
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["fleet"]:
+        report = run_fleet()
+        report["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps(report), flush=True)
+        return 0
     mode, n = argv[0], int(argv[1])
     seconds = run_app(n) if mode == "app" else run_raw(n)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
