@@ -41,7 +41,13 @@ from typing import IO, Any
 from bench.common import app_env, app_environment, fresh_state, median, queue, user_function
 from local.aks_emulator.fleet import fleet_seed
 from local.stack import LocalStack
-from scaler.settings import INTENTS_QUEUE, POISON_QUEUE, RECONCILE_QUEUE, RESULTS_QUEUE
+from scaler.settings import (
+    INTENTS_QUEUE,
+    POISON_QUEUE,
+    RECONCILE_QUEUE,
+    RESULTS_QUEUE,
+    SETTINGS,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +105,7 @@ class Variant:
     """One transition run: the emulator's limits (Azure's, or lowered) and the read strategy."""
 
     limits: str  # "azure" or "lowered"
-    list_min_clusters: int  # SCALER_FLEET_LIST_MIN_CLUSTERS: 3 (the default) or 0 (per cluster)
+    list_min_clusters: int  # SCALER_FLEET_LIST_MIN_CLUSTERS: the default, or 0 (per cluster)
 
     @property
     def strategy(self) -> str:
@@ -126,10 +132,12 @@ class FleetPlan:
     guard_seconds: float = 300.0  # stops a run that does not converge; not a measurement
 
 
+# The app's default SCALER_FLEET_LIST_MIN_CLUSTERS (the list strategy); 0 reads per cluster.
+LIST_DEFAULT = int(next(s.default for s in SETTINGS if s.name == "SCALER_FLEET_LIST_MIN_CLUSTERS"))
 ALL_VARIANTS = (
-    Variant("azure", 3),
+    Variant("azure", LIST_DEFAULT),
     Variant("azure", 0),
-    Variant("lowered", 3),
+    Variant("lowered", LIST_DEFAULT),
     Variant("lowered", 0),
 )
 FULL = FleetPlan(
@@ -453,6 +461,10 @@ class TransitionRun:
     reached: list[float]
     schedule_converge_seconds: float | None  # the same without the intents' pools
     first_write_seconds: float | None  # tick fired → first accepted PUT
+    # Per subscription with more writes than the ARM write burst: when its burst-th write was
+    # accepted (the bound assumes at once), and the bound counted from that moment.
+    burst_spent: dict[str, float]
+    bound_after_burst: float | None
     off_target: list[str]  # pools not at their target at the end
     requests: int  # ARM requests (token requests excluded)
     status_429: int
@@ -464,6 +476,11 @@ class TransitionRun:
     write_statuses: dict[str, int]
     intents: list[str]
     finals: dict[str, list[dict[str, Any]]]  # intent id → its final outcomes
+    history: dict[str, list[str]]  # intent id → every outcome published for it, in order
+    race_lost: int  # outcomes of reconciles that lost the commit race to another (RaceLost)
+    # Intents whose final outcome is `unchanged` although a reconcile of their cluster that then
+    # lost the commit race wrote their pool (its RaceLost outcome reports the write).
+    written_by_loser: list[str]
     outcomes: dict[str, int]  # every published outcome, by kind
     timer_outcomes: dict[str, int]  # the tick's per-cluster outcomes (schedule-…), by kind
     outcome_throttled: int  # sum of `throttled` over every published outcome
@@ -784,6 +801,7 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
             default=0.0,
         )
     first_write = min((float(r["time"]) for r in accepted), default=None)
+    burst_spent, bound_after_burst = _after_burst(accepted, clusters, len(pools), limits, t0)
 
     by_kind: dict[str, Counter[str]] = {}
     for r in log:
@@ -793,6 +811,10 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
     kinds: Counter[str] = Counter()
     timer_kinds: Counter[str] = Counter()
     throttled_in_outcomes = 0
+    history: dict[str, list[str]] = {i: [] for i in bodies}
+    for doc in sorted(results, key=lambda d: str(d.get("at"))):
+        if doc.get("intent_id") in history:
+            history[doc["intent_id"]].append(str(doc.get("outcome")))
     for doc in results:
         kinds[str(doc.get("outcome"))] += 1
         throttled_in_outcomes += int(doc.get("throttled") or 0)
@@ -800,6 +822,20 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
             timer_kinds[str(doc.get("outcome"))] += 1
         if doc.get("final") and doc.get("intent_id") in finals:
             finals[doc["intent_id"]].append(doc)
+    race_lost = [d for d in results if (d.get("error") or {}).get("code") == "RaceLost"]
+    loser_writes = {
+        (str(d.get("cluster")).lower(), str(p.get("pool")))
+        for d in race_lost
+        for p in d.get("pools") or []
+        if p.get("outcome") == "started"
+    }
+    written_by_loser = [
+        i
+        for i, docs in finals.items()
+        for d in docs[:1]
+        if d.get("outcome") == "unchanged"
+        and (str(d.get("cluster")).lower(), INTENT_POOL) in loser_writes
+    ]
     needs = transition_needs(clusters, len(pools), variant.list_min_clusters, page_size)
     return TransitionRun(
         variant=variant,
@@ -816,6 +852,8 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
         reached=reached,
         schedule_converge_seconds=schedule_converge,
         first_write_seconds=None if first_write is None else first_write - t0,
+        burst_spent=burst_spent,
+        bound_after_burst=bound_after_burst,
         off_target=missing,
         requests=len(log),
         status_429=sum(1 for r in log if r["status"] == 429),
@@ -827,6 +865,9 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
         write_statuses=dict(sorted(Counter(str(r["status"]) for r in writes).items())),
         intents=list(bodies),
         finals=finals,
+        history=history,
+        race_lost=len(race_lost),
+        written_by_loser=written_by_loser,
         outcomes=dict(sorted(kinds.items())),
         timer_outcomes=dict(sorted(timer_kinds.items())),
         outcome_throttled=throttled_in_outcomes,
@@ -834,6 +875,36 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
         poison=poison,
         seconds=time.monotonic() - run_started,
     )
+
+
+def _after_burst(
+    accepted: Sequence[Mapping[str, Any]],
+    clusters: Sequence[Cluster],
+    pools_per_cluster: int,
+    limits: Mapping[str, Mapping[str, Any]],
+    t0: float,
+) -> tuple[dict[str, float], float | None]:
+    """The bound's write term counted from when each subscription's burst was really spent:
+    (the moment its burst-th write was accepted) + (writes beyond the burst) / refill. It tells
+    the app's pacing after the burst from how fast it got through the burst on this machine."""
+    limit = limits.get("arm_writes")
+    if limit is None:
+        return {}, None
+    burst, rate = int(limit["burst"]), float(limit["refill_per_second"])
+    needed = Counter(c.subscription.lower() for c in clusters)
+    times: dict[str, list[float]] = {}
+    for r in accepted:
+        parts = _path_parts(str(r["path"]))
+        if len(parts) > 1 and parts[0] == "subscriptions":
+            times.setdefault(parts[1], []).append(float(r["time"]))
+    spent = {}
+    bounds = []
+    for subscription, n in needed.items():
+        writes = sorted(times.get(subscription, []))
+        if n * pools_per_cluster > burst and len(writes) >= burst and rate > 0:
+            spent[subscription] = writes[burst - 1] - t0
+            bounds.append(spent[subscription] + (n * pools_per_cluster - burst) / rate)
+    return spent, max(bounds, default=None)
 
 
 def _wait_converged(
