@@ -462,9 +462,8 @@ class TransitionRun:
     schedule_converge_seconds: float | None  # the same without the intents' pools
     first_write_seconds: float | None  # tick fired → first accepted PUT
     # Per subscription with more writes than the ARM write burst: when its burst-th write was
-    # accepted (the bound assumes at once), and the bound counted from that moment.
+    # accepted (the bound assumes the burst is spent at once).
     burst_spent: dict[str, float]
-    bound_after_burst: float | None
     off_target: list[str]  # pools not at their target at the end
     requests: int  # ARM requests (token requests excluded)
     status_429: int
@@ -801,7 +800,7 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
             default=0.0,
         )
     first_write = min((float(r["time"]) for r in accepted), default=None)
-    burst_spent, bound_after_burst = _after_burst(accepted, clusters, len(pools), limits, t0)
+    burst_spent = _burst_spent(accepted, clusters, len(pools), limits, t0)
 
     by_kind: dict[str, Counter[str]] = {}
     for r in log:
@@ -853,7 +852,6 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
         schedule_converge_seconds=schedule_converge,
         first_write_seconds=None if first_write is None else first_write - t0,
         burst_spent=burst_spent,
-        bound_after_burst=bound_after_burst,
         off_target=missing,
         requests=len(log),
         status_429=sum(1 for r in log if r["status"] == 429),
@@ -877,20 +875,20 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
     )
 
 
-def _after_burst(
+def _burst_spent(
     accepted: Sequence[Mapping[str, Any]],
     clusters: Sequence[Cluster],
     pools_per_cluster: int,
     limits: Mapping[str, Mapping[str, Any]],
     t0: float,
-) -> tuple[dict[str, float], float | None]:
-    """The bound's write term counted from when each subscription's burst was really spent:
-    (the moment its burst-th write was accepted) + (writes beyond the burst) / refill. It tells
-    the app's pacing after the burst from how fast it got through the burst on this machine."""
+) -> dict[str, float]:
+    """Per subscription that needs more writes than Resource Manager's write burst: seconds
+    after the tick until its burst-th write was accepted. The bound takes the burst as spent at
+    once; this is how long the app took to send it."""
     limit = limits.get("arm_writes")
     if limit is None:
-        return {}, None
-    burst, rate = int(limit["burst"]), float(limit["refill_per_second"])
+        return {}
+    burst = int(limit["burst"])
     needed = Counter(c.subscription.lower() for c in clusters)
     times: dict[str, list[float]] = {}
     for r in accepted:
@@ -898,13 +896,11 @@ def _after_burst(
         if len(parts) > 1 and parts[0] == "subscriptions":
             times.setdefault(parts[1], []).append(float(r["time"]))
     spent = {}
-    bounds = []
     for subscription, n in needed.items():
         writes = sorted(times.get(subscription, []))
-        if n * pools_per_cluster > burst and len(writes) >= burst and rate > 0:
+        if n * pools_per_cluster > burst and len(writes) >= burst:
             spent[subscription] = writes[burst - 1] - t0
-            bounds.append(spent[subscription] + (n * pools_per_cluster - burst) / rate)
-    return spent, max(bounds, default=None)
+    return spent
 
 
 def _wait_converged(

@@ -14,7 +14,12 @@ from bench.fleet import (
     INTENT_POOL,
     TARGETS,
     Cluster,
+    FleetResult,
     Need,
+    SubscriptionReads,
+    TickTiming,
+    TransitionRun,
+    Variant,
     build_fleet,
     intent_clusters,
     matches,
@@ -25,6 +30,7 @@ from bench.fleet import (
     transition_bound,
     transition_needs,
 )
+from bench.report import fleet_results, render_fleet
 from local.aks_emulator.throttle import DEFAULT_LIMITS
 from scaler.domain.schedule_file import load_schedule
 
@@ -109,3 +115,63 @@ def test_targets_match_the_pools_as_the_emulator_shows_them() -> None:
     assert not matches({"count": 2, "powerState": {"code": "Stopped"}}, ("count", 2))
     assert matches({"enableAutoScaling": True, "minCount": 2, "maxCount": 8}, ("autoscale", (2, 8)))
     assert matches({"powerState": {"code": "Stopped"}}, ("power", "Stopped"))
+
+
+def _run(limits: str, list_min_clusters: int, converge: float | None) -> TransitionRun:
+    _, clusters = build_fleet(FULL.small)
+    needs = transition_needs(clusters, 5, list_min_clusters, 100)
+    emulator = (
+        AZURE if limits == "azure" else lowered(arm_writes={"burst": 5, "refill_per_second": 2})
+    )
+    return TransitionRun(
+        variant=Variant(limits, list_min_clusters),
+        clusters=10,
+        pools=50,
+        subscriptions=2,
+        workers=2,
+        limits=emulator,
+        time_scale=1.0,
+        page_size=100,
+        bound=transition_bound(needs, emulator),
+        tick_seconds=0.05,
+        converge_seconds=converge,
+        reached=[0.5, 1.0, converge or 2.0],
+        schedule_converge_seconds=converge,
+        first_write_seconds=0.2,
+        burst_spent={"sub": 0.4} if limits != "azure" else {},
+        off_target=[] if converge else ["rg/aks/batch"],
+        requests=60,
+        status_429=3,
+        by_kind={"PutAgentPool": {"200": 50, "429": 3}},
+        throttled_by={"arm_writes": 3},
+        reads={"sub": SubscriptionReads(1, 2, 1, 1, 5)},
+        writes=53,
+        writes_accepted=50,
+        write_statuses={"200": 50, "429": 3},
+        intents=["i-1", "i-2"],
+        finals={"i-1": [{"outcome_id": "i-1", "outcome": "applied"}], "i-2": []},
+        history={"i-1": ["applied"], "i-2": []},
+        race_lost=1,
+        written_by_loser=[],
+        outcomes={"applied": 10, "deferred": 2},
+        timer_outcomes={"applied": 10},
+        outcome_throttled=3,
+        workers_report=[{"calls": {"scale_reconcile": 12}, "failures": {}, "limiter": {}}],
+        poison={"scale-intents-poison": 0},
+        seconds=5.0,
+    )
+
+
+def test_the_report_judges_each_goal_from_the_numbers() -> None:
+    tick = TickTiming(200, 4, [0.8, 0.9, 1.0], 1.2, {"ListManagedClusters": 4}, 200, {"total": 1})
+    small = TickTiming(10, 2, [0.05, 0.06, 0.07], 0.1, {"ListManagedClusters": 2}, 10)
+    runs = [_run("azure", 3, 1.0), _run("azure", 0, 1.2), _run("lowered", 3, 12.0)]
+    runs.append(_run("lowered", 0, None))
+    result = FleetResult(FULL, tick, small, runs, 60.0)
+    rows = {row.measurement.split(" (")[0]: row for row in fleet_results(result)}
+    assert not rows["tick duration, 200 clusters in 4 subscriptions"].met  # 0.9 / 0.06 = 15
+    assert not rows["intents lost during the transitions"].met  # i-2 has no final outcome
+    assert "i-2" in rows["intents lost during the transitions"].why_missed
+    text = render_fleet(result, quick=False, seconds=60.0)
+    assert "## Fleet: one schedule transition over 200 clusters" in text
+    assert "| per-cluster reads, writes lowered to 5 burst, 2/s | — |" in text  # never converged
