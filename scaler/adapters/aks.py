@@ -1,9 +1,9 @@
-"""Resource Manager adapter: read a cluster's agent pools, start one pool write.
+"""Resource Manager adapter for AKS: read a cluster's agent pools, list a subscription's
+clusters with their pools, start one pool write.
 
 Built once per process; one `ContainerServiceClient` per subscription, reused and closed with
-the gateway. azure-core's own retries are cut down to quick reconnects: a 429, 409 or 5xx comes
-straight back so the queue owns the backoff (honouring Retry-After) and the function never sits
-in a sleep. Writes never wait for the long-running operation (`polling=False`). A 401 makes the
+the gateway, built as every ARM client of the app is (adapters/arm.py: no retries of 429, 409
+or 5xx inside the SDK, the pacing policy on every attempt). Writes never wait for the long-running operation (`polling=False`). A 401 makes the
 next call ask the identity for a new token instead of its cached one (see `RenewableCredential`).
 """
 
@@ -25,7 +25,7 @@ from azure.mgmt.containerservice.models import (
     PowerState,
 )
 
-from scaler.adapters.arm import cluster_ref, translated_errors
+from scaler.adapters.arm import client_options, cluster_ref, translated_errors
 from scaler.domain.clusters import ClusterRef
 from scaler.domain.planner import Action, PoolPlan
 from scaler.domain.pools import PoolState
@@ -165,16 +165,7 @@ class AksGateway:
                 self._clients[subscription_id] = ContainerServiceClient(
                     self._credential,
                     subscription_id,
-                    base_url=self._endpoint,
-                    credential_scopes=[self._scope],
-                    per_retry_policies=self._policies,
-                    retry_total=2,
-                    retry_connect=2,
-                    retry_read=1,
-                    retry_status=0,
-                    retry_backoff_factor=0.2,
-                    connection_timeout=10,
-                    read_timeout=60,
+                    **client_options(self._endpoint, self._scope, self._policies),
                 )
             return self._clients[subscription_id]
 

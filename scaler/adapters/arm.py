@@ -4,8 +4,9 @@ into the ports' GatewayError, and cluster ids parsed from listings."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -41,6 +42,25 @@ def cluster_ref(resource_id: str, subscription_id: str) -> ClusterRef | None:
         and CLUSTER_NAME.fullmatch(name)
     )
     return ClusterRef(subscription_id, group, name) if valid else None
+
+
+def client_options(endpoint: str, scope: str, policies: Sequence[Any]) -> dict[str, Any]:
+    """How every Resource Manager client of the app is built. azure-core's own retries are cut
+    down to quick reconnects: a 429, 409 or 5xx comes straight back, so the queue owns the
+    backoff (honouring Retry-After) and no function sits in a sleep; `policies` (the pacing of
+    Resource Manager's limits) run on every HTTP attempt."""
+    return {
+        "base_url": endpoint,
+        "credential_scopes": [scope],
+        "per_retry_policies": list(policies),
+        "retry_total": 2,
+        "retry_connect": 2,
+        "retry_read": 1,
+        "retry_status": 0,
+        "retry_backoff_factor": 0.2,
+        "connection_timeout": 10,
+        "read_timeout": 60,
+    }
 
 
 @contextmanager

@@ -8,7 +8,6 @@ tag-target scopes). The caller intersects the answer with the allowlist.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from azure.core.credentials import TokenCredential
 from azure.mgmt.resourcegraph import ResourceGraphClient
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
-from scaler.adapters.arm import cluster_ref, translated_errors
+from scaler.adapters.arm import client_options, cluster_ref, translated_errors
 from scaler.domain.tags import ClusterSelector
 from scaler.service_layer.ports import ClusterListing
 
@@ -32,17 +31,8 @@ class ResourceGraphDirectory:
         scope: str,
         policies: Sequence[Any] = (),
     ) -> None:
-        self._client = ResourceGraphClient(
-            credential,
-            base_url=endpoint,
-            credential_scopes=[scope],
-            per_retry_policies=list(policies),
-            retry_total=2,
-            retry_status=0,  # a 429 comes back to the tick, which tries at its next run
-            connection_timeout=10,
-            read_timeout=60,
-        )
-        self._lock = threading.Lock()
+        # A 429 comes back to the tick at once: the tagged clusters wait for the next run.
+        self._client = ResourceGraphClient(credential, **client_options(endpoint, scope, policies))
 
     def find_tagged(
         self, selectors: Sequence[ClusterSelector], subscriptions: Sequence[str] | None

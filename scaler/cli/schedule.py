@@ -233,23 +233,14 @@ def _check_document(source: str, schedule: Schedule) -> dict[str, object]:
         "file": source,
         "valid": True,
         "clusters": [
-            {
-                "cluster": cluster.target.key,
-                "timezone": cluster.timezone,
-                "pools": list(cluster.pool_names),
-                "exceptions": len(cluster.exceptions),
-                "holidays": [h.label for h in cluster.holidays],
-            }
+            {"cluster": cluster.target.key, **_entry_document(cluster)}
             for cluster in schedule.clusters
         ],
         "selections": [
             {
                 "tag": cluster.selector.text,
                 "subscription_id": cluster.selector.subscription_id,
-                "timezone": cluster.timezone,
-                "pools": list(cluster.pool_names),
-                "exceptions": len(cluster.exceptions),
-                "holidays": [h.label for h in cluster.holidays],
+                **_entry_document(cluster),
             }
             for cluster in schedule.selections
             if cluster.selector is not None
@@ -257,6 +248,15 @@ def _check_document(source: str, schedule: Schedule) -> dict[str, object]:
         "states": [name for name, _ in schedule.states],
         "profiles": [profile.name for profile in schedule.profiles],
         "warnings": list(schedule.warnings),
+    }
+
+
+def _entry_document(cluster: ClusterSchedule) -> dict[str, object]:
+    return {
+        "timezone": cluster.timezone,
+        "pools": list(cluster.pool_names),
+        "exceptions": len(cluster.exceptions),
+        "holidays": [h.label for h in cluster.holidays],
     }
 
 
