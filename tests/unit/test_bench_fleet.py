@@ -1,5 +1,6 @@
-"""The fleet benchmark's pure parts: the bound its converge time is judged against, the fleet,
-schedule and targets it builds (bench/fleet.py)."""
+"""The fleet benchmark without running it (bench/fleet.py, bench/report.py): the bound its
+converge time is judged against, the fleet, schedule and targets it builds, and the report's
+verdicts on made-up runs."""
 
 from __future__ import annotations
 
