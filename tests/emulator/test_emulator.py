@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,17 @@ from azure.mgmt.containerservice import ContainerServiceClient
 
 from local.aks_emulator import start_server
 from local.aks_emulator.control import REPO_ROOT, EmulatorControl, EmulatorProcess
-
-SUB = "00000000-0000-0000-0000-000000000000"
-RG = "rg-demo"
-CLUSTER = "aks-demo"
-CLUSTER_PATH = (
-    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerService"
-    f"/managedClusters/{CLUSTER}"
+from tests.emulator.clients import (
+    CLIENT_ID,
+    CLUSTER,
+    CLUSTER_PATH,
+    RG,
+    SUB,
+    Client,
+    aks_client,
+    use_emulator_identity,
 )
+
 SEED_ETAGS = {
     "system": "8e0a1c44-52b1-4f7e-b0c9-1d6f2a7e3b10",
     "batch": "2b7d9e61-0c3a-4e8f-9d12-6a5b4c3e2f11",
@@ -42,96 +44,21 @@ SEED_ETAGS = {
     "spot": "a4e6b2c8-1d3f-4a5b-9c7d-e8f0a1b2c313",
     "gpu": "0c9b8a7d-6e5f-4d3c-8b2a-1f0e9d8c7b14",
 }
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-OPERATION_SECONDS = 0.5
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(operation_seconds=OPERATION_SECONDS) as emu:
-        yield emu
+OPERATION_SECONDS = 0.5  # the emulator fixture's (conftest.py)
 
 
 @pytest.fixture
-def control(emulator: EmulatorProcess) -> Iterator[EmulatorControl]:
-    emulator.control.reset()
-    yield emulator.control
-
-
-class Arm:
-    """Plain HTTPS calls with a token from the emulator's identity endpoint."""
-
-    def __init__(self, emu: EmulatorProcess) -> None:
-        self.emu = emu
-        self.session = requests.Session()
-        self.session.trust_env = False  # the host's REQUESTS_CA_BUNDLE would override verify=
-        self.token = self.get_token().json()["access_token"]
-
-    def get_token(self, header: str | None = "right") -> requests.Response:
-        headers = {}
-        if header is not None:
-            headers["X-IDENTITY-HEADER"] = self.emu.identity_header if header == "right" else header
-        return self.session.get(
-            self.emu.identity_endpoint,
-            params={
-                "api-version": "2019-08-01",
-                "resource": "https://management.azure.com",
-                "client_id": CLIENT_ID,
-            },
-            headers=headers,
-            verify=self.emu.ca_bundle,
-            timeout=10,
-        )
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        if_match: str | None = None,
-        token: str | None = "valid",
-    ) -> requests.Response:
-        headers = {}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {self.token if token == 'valid' else token}"
-        if if_match is not None:
-            headers["If-Match"] = f'"{if_match}"'
-        url = path if path.startswith("https://") else self.emu.arm_endpoint + path
-        if "api-version" not in url:
-            url += "?api-version=2026-08-01"
-        return self.session.request(
-            method, url, json=body, headers=headers, verify=self.emu.ca_bundle, timeout=10
-        )
-
-    def pool(self, name: str, cluster_path: str = CLUSTER_PATH) -> dict[str, Any]:
-        response = self.request("GET", f"{cluster_path}/agentPools/{name}")
-        assert response.status_code == 200, response.text
-        pool: dict[str, Any] = response.json()
-        return pool
-
-    def put(self, name: str, properties: dict[str, Any], etag: str | None = "current") -> Any:
-        if etag == "current":
-            etag = self.pool(name)["properties"]["eTag"]
-        return self.request(
-            "PUT", f"{CLUSTER_PATH}/agentPools/{name}", {"properties": properties}, if_match=etag
-        )
-
-
-@pytest.fixture
-def arm(emulator: EmulatorProcess, control: EmulatorControl) -> Arm:
-    return Arm(emulator)
+def arm(client: Client) -> Client:
+    """This module's name for the shared `client`: Resource Manager calls as CLIENT_ID."""
+    return client
 
 
 @pytest.fixture
 def sdk(
     emulator: EmulatorProcess, control: EmulatorControl, monkeypatch: pytest.MonkeyPatch
 ) -> ContainerServiceClient:
-    # azure-identity reads these when the credential is built; azure-core (requests) reads
-    # REQUESTS_CA_BUNDLE on every call, so it stays patched for the whole test.
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
-    credential = ManagedIdentityCredential(client_id=CLIENT_ID)
-    return ContainerServiceClient(credential, SUB, base_url=emulator.arm_endpoint, retry_total=0)
+    use_emulator_identity(emulator, monkeypatch)
+    return aks_client(emulator, retry_total=0)
 
 
 def error_code(response: requests.Response) -> str:
@@ -142,7 +69,7 @@ def error_code(response: requests.Response) -> str:
 # --- shapes ----------------------------------------------------------------------------------
 
 
-def test_list_pools_shape_and_etags(arm: Arm) -> None:
+def test_list_pools_shape_and_etags(arm: Client) -> None:
     response = arm.request("GET", f"{CLUSTER_PATH}/agentPools")
     assert response.status_code == 200
     pools = {p["name"]: p for p in response.json()["value"]}
@@ -160,7 +87,7 @@ def test_list_pools_shape_and_etags(arm: Arm) -> None:
     assert (props["gpu"]["powerState"]["code"], props["gpu"]["count"]) == ("Stopped", 0)
 
 
-def test_cluster_shape_and_case_insensitive_path(arm: Arm) -> None:
+def test_cluster_shape_and_case_insensitive_path(arm: Client) -> None:
     lower = CLUSTER_PATH.replace("resourceGroups", "resourcegroups").replace(
         "managedClusters", "MANAGEDCLUSTERS"
     )
@@ -189,7 +116,7 @@ def test_cluster_shape_and_case_insensitive_path(arm: Arm) -> None:
         CLUSTER_PATH.replace(SUB, "99999999-0000-0000-0000-000000000000") + "/agentPools",
     ],
 )
-def test_unknown_resources_are_404(arm: Arm, path: str) -> None:
+def test_unknown_resources_are_404(arm: Client, path: str) -> None:
     response = arm.request("GET", path)
     assert response.status_code == 404
     assert error_code(response) == "ResourceNotFound"
@@ -198,7 +125,7 @@ def test_unknown_resources_are_404(arm: Arm, path: str) -> None:
 # --- auth ------------------------------------------------------------------------------------
 
 
-def test_arm_requires_an_emulator_token(arm: Arm, control: EmulatorControl) -> None:
+def test_arm_requires_an_emulator_token(arm: Client, control: EmulatorControl) -> None:
     missing = arm.request("GET", f"{CLUSTER_PATH}/agentPools", token=None)
     forged = arm.request("GET", f"{CLUSTER_PATH}/agentPools", token="not-issued-here")
     assert (missing.status_code, forged.status_code) == (401, 401)
@@ -206,7 +133,7 @@ def test_arm_requires_an_emulator_token(arm: Arm, control: EmulatorControl) -> N
     assert [e["status"] for e in control.requests_log()][-2:] == [401, 401]
 
 
-def test_token_endpoint_checks_the_identity_header(arm: Arm) -> None:
+def test_token_endpoint_checks_the_identity_header(arm: Client) -> None:
     good = arm.get_token()
     assert good.status_code == 200
     body = good.json()
@@ -321,7 +248,7 @@ def test_sdk_poller_follows_the_operation_until_succeeded(sdk: ContainerServiceC
     assert time.monotonic() - started >= OPERATION_SECONDS * 0.8
 
 
-def test_operation_settles_after_operation_seconds(arm: Arm, control: EmulatorControl) -> None:
+def test_operation_settles_after_operation_seconds(arm: Client, control: EmulatorControl) -> None:
     response = arm.put("batch", {"count": 4})
     assert response.status_code == 200
     operation_url = response.headers["Azure-AsyncOperation"]
@@ -339,7 +266,7 @@ def test_operation_settles_after_operation_seconds(arm: Arm, control: EmulatorCo
 # --- AKS rules -------------------------------------------------------------------------------
 
 
-def test_stop_and_start_restore_the_count(arm: Arm, control: EmulatorControl) -> None:
+def test_stop_and_start_restore_the_count(arm: Client, control: EmulatorControl) -> None:
     stopped = arm.put("batch", {"powerState": {"code": "Stopped"}})
     assert stopped.status_code == 200
     props = stopped.json()["properties"]
@@ -365,7 +292,7 @@ def test_stop_and_start_restore_the_count(arm: Arm, control: EmulatorControl) ->
     assert gpu.json()["properties"]["count"] == 1
 
 
-def test_stopped_autoscaled_pool_keeps_its_bounds(arm: Arm, control: EmulatorControl) -> None:
+def test_stopped_autoscaled_pool_keeps_its_bounds(arm: Client, control: EmulatorControl) -> None:
     arm.put("web", {"powerState": {"code": "Stopped"}})
     stopped = control.wait_until_settled()["rg-demo/aks-demo"]["web"]
     assert (stopped["count"], stopped["enableAutoScaling"]) == (0, True)
@@ -382,14 +309,14 @@ def test_stopped_autoscaled_pool_keeps_its_bounds(arm: Arm, control: EmulatorCon
         {"enableAutoScaling": True, "minCount": 0, "maxCount": 5},
     ],
 )
-def test_system_pool_keeps_a_running_node(arm: Arm, properties: dict[str, Any]) -> None:
+def test_system_pool_keeps_a_running_node(arm: Client, properties: dict[str, Any]) -> None:
     response = arm.put("system", properties)
     assert response.status_code == 400
     assert error_code(response) == "InvalidParameter"
     assert arm.pool("system")["properties"]["eTag"] == SEED_ETAGS["system"]
 
 
-def test_empty_user_pool_cannot_become_system(arm: Arm) -> None:
+def test_empty_user_pool_cannot_become_system(arm: Client) -> None:
     response = arm.put("spot", {"mode": "System"})  # spot has 0 nodes
     assert response.status_code == 400
     assert "at least 1 node" in response.json()["error"]["message"]
@@ -405,13 +332,13 @@ def test_empty_user_pool_cannot_become_system(arm: Arm) -> None:
         {"enableAutoScaling": True, "minCount": 0, "maxCount": 1001},
     ],
 )
-def test_autoscaled_pool_ranges(arm: Arm, properties: dict[str, Any]) -> None:
+def test_autoscaled_pool_ranges(arm: Client, properties: dict[str, Any]) -> None:
     response = arm.put("web", properties)
     assert response.status_code == 400
     assert error_code(response) == "InvalidParameter"
 
 
-def test_autoscaled_count_inside_bounds_and_unchanged_count_are_accepted(arm: Arm) -> None:
+def test_autoscaled_count_inside_bounds_and_unchanged_count_are_accepted(arm: Client) -> None:
     response = arm.put("web", {"count": 4, "enableAutoScaling": True, "minCount": 1, "maxCount": 5})
     assert response.status_code == 200
     props = response.json()["properties"]
@@ -419,13 +346,13 @@ def test_autoscaled_count_inside_bounds_and_unchanged_count_are_accepted(arm: Ar
     assert props["provisioningState"] == "Updating"
 
 
-def test_count_range_for_user_pools(arm: Arm) -> None:
+def test_count_range_for_user_pools(arm: Client) -> None:
     assert arm.put("batch", {"count": 1001}).status_code == 400
     assert arm.put("batch", {"count": -1}).status_code == 400
     assert arm.put("batch", {"count": 0}).status_code == 200
 
 
-def test_scaling_a_stopped_pool_is_refused(arm: Arm) -> None:
+def test_scaling_a_stopped_pool_is_refused(arm: Client) -> None:
     response = arm.put("gpu", {"count": 2})
     assert response.status_code == 400
     assert "is stopped; start it before scaling" in response.json()["error"]["message"]
@@ -437,7 +364,7 @@ def test_scaling_a_stopped_pool_is_refused(arm: Arm) -> None:
 
 
 def test_spot_pools_stop_and_scale_to_zero_but_never_become_system(
-    arm: Arm, control: EmulatorControl
+    arm: Client, control: EmulatorControl
 ) -> None:
     assert arm.put("spot", {"count": 3}).status_code == 200
     control.wait_until_settled()
@@ -452,7 +379,7 @@ def test_spot_pools_stop_and_scale_to_zero_but_never_become_system(
     assert "Spot" in response.json()["error"]["message"]
 
 
-def test_rule_order_412_before_409_before_400(arm: Arm, control: EmulatorControl) -> None:
+def test_rule_order_412_before_409_before_400(arm: Client, control: EmulatorControl) -> None:
     control.force_pool(RG, CLUSTER, "system", provisioningState="Scaling")
     stale = arm.put("system", {"powerState": {"code": "Stopped"}}, etag=SEED_ETAGS["system"])
     assert stale.status_code == 412
@@ -467,7 +394,7 @@ def test_rule_order_412_before_409_before_400(arm: Arm, control: EmulatorControl
     assert control.writes()[-1]["if_match"] is None
 
 
-def test_every_write_changes_the_etag(arm: Arm, control: EmulatorControl) -> None:
+def test_every_write_changes_the_etag(arm: Client, control: EmulatorControl) -> None:
     seen = {SEED_ETAGS["batch"]}
     for count in (3, 4, 5):
         response = arm.put("batch", {"count": count})
@@ -480,7 +407,7 @@ def test_every_write_changes_the_etag(arm: Arm, control: EmulatorControl) -> Non
 # --- faults ----------------------------------------------------------------------------------
 
 
-def test_fault_429_with_retry_after(arm: Arm, control: EmulatorControl) -> None:
+def test_fault_429_with_retry_after(arm: Client, control: EmulatorControl) -> None:
     control.set_faults([{"kind": "429", "method": "PUT", "retry_after": 7, "times": 2}])
     assert arm.request("GET", f"{CLUSTER_PATH}/agentPools").status_code == 200  # method filter
     for _ in range(2):
@@ -513,14 +440,14 @@ def test_fault_429_and_500_through_the_sdk(
     assert sdk.agent_pools.get(RG, CLUSTER, "batch").count == 2
 
 
-def test_fault_409_and_412_on_demand(arm: Arm) -> None:
+def test_fault_409_and_412_on_demand(arm: Client) -> None:
     arm.emu.control.set_faults([{"kind": "409"}, {"kind": "412"}])
     assert arm.put("batch", {"count": 3}, etag=None).status_code == 409
     assert arm.put("batch", {"count": 3}, etag=None).status_code == 412
 
 
 def test_fault_reset_closes_the_connection(
-    arm: Arm, sdk: ContainerServiceClient, control: EmulatorControl
+    arm: Client, sdk: ContainerServiceClient, control: EmulatorControl
 ) -> None:
     control.set_faults([{"kind": "reset", "path_contains": "agentPools", "times": 2}])
     with pytest.raises(requests.exceptions.ConnectionError):
@@ -533,15 +460,17 @@ def test_fault_reset_closes_the_connection(
 
 
 def test_fault_token_500(
-    arm: Arm, control: EmulatorControl, emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+    arm: Client,
+    control: EmulatorControl,
+    emulator: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     control.set_faults([{"kind": "token_500", "times": 2}])
     assert arm.request("GET", f"{CLUSTER_PATH}/agentPools").status_code == 200  # ARM unaffected
     failed = arm.get_token()
     assert failed.status_code == 500
     assert failed.json()["statusCode"] == 500  # the App Service error shape MSAL reads
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
+    use_emulator_identity(emulator, monkeypatch)
     # azure-identity reports a failing identity endpoint as CredentialUnavailableError.
     with pytest.raises(ClientAuthenticationError):
         ManagedIdentityCredential(client_id=CLIENT_ID, retry_total=0).get_token(
@@ -552,7 +481,7 @@ def test_fault_token_500(
     assert token_faults[-3:] == ["token_500", "token_500", None]
 
 
-def test_random_faults_repeat_with_the_same_seed(arm: Arm, control: EmulatorControl) -> None:
+def test_random_faults_repeat_with_the_same_seed(arm: Client, control: EmulatorControl) -> None:
     def run() -> list[int]:
         control.reset()
         control.set_faults([], random={"rate": 0.4, "seed": 42, "kinds": ["429", "500"]})
@@ -575,7 +504,7 @@ def test_bad_fault_config_is_refused(control: EmulatorControl) -> None:
 # --- control API -----------------------------------------------------------------------------
 
 
-def test_reset_restores_the_seed(arm: Arm, control: EmulatorControl) -> None:
+def test_reset_restores_the_seed(arm: Client, control: EmulatorControl) -> None:
     control.set_operation_seconds(0)
     assert arm.put("batch", {"count": 9}).status_code == 200
     assert control.pool(RG, CLUSTER, "batch")["provisioningState"] == "Succeeded"
@@ -589,7 +518,7 @@ def test_reset_restores_the_seed(arm: Arm, control: EmulatorControl) -> None:
     assert control.pool(RG, CLUSTER, "batch")["provisioningState"] == "Scaling"
 
 
-def test_reset_with_a_custom_seed(arm: Arm, control: EmulatorControl) -> None:
+def test_reset_with_a_custom_seed(arm: Client, control: EmulatorControl) -> None:
     seed = {
         "subscriptionId": SUB,
         "clusters": [
@@ -606,7 +535,7 @@ def test_reset_with_a_custom_seed(arm: Arm, control: EmulatorControl) -> None:
     assert "rg-demo/aks-second" in control.pools()
 
 
-def test_force_pool_and_clear_requests(arm: Arm, control: EmulatorControl) -> None:
+def test_force_pool_and_clear_requests(arm: Client, control: EmulatorControl) -> None:
     forced = control.force_pool(RG, CLUSTER, "batch", settle_after=0.2, provisioningState="Scaling")
     assert forced["eTag"] != SEED_ETAGS["batch"]
     assert arm.pool("batch")["properties"]["provisioningState"] == "Scaling"

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from azure.identity import ManagedIdentityCredential
-from azure.mgmt.containerservice import ContainerServiceClient
 
 from local.aks_emulator.control import EmulatorControl, EmulatorProcess, fleet_seed
 from local.aks_emulator.fleet import subscription_id
+from tests.emulator.clients import RG, SUB, Client, aks_client, use_emulator_identity
 
-SUB = "00000000-0000-0000-0000-000000000000"
-RG = "rg-demo"
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+OPERATION_SECONDS = 0.2  # the emulator fixture's (conftest.py)
 PROVIDER = "Microsoft.ContainerService"
 # The shared AKS fixtures sit beside the checkout (shared/ next to the repository's folder, as
 # in CI's clone and the developers' machines).
@@ -51,57 +45,10 @@ def rg_list(sub: str, rg: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{PROVIDER}/managedClusters"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(operation_seconds=0.2) as emu:
-        yield emu
-
-
-@pytest.fixture
-def control(emulator: EmulatorProcess) -> Iterator[EmulatorControl]:
-    emulator.control.reset()
-    yield emulator.control
-    emulator.control.reset()
-
-
-class Client:
-    def __init__(self, emu: EmulatorProcess) -> None:
-        self.emu = emu
-        self.session = requests.Session()
-        self.session.trust_env = False
-        token = self.session.get(
-            emu.identity_endpoint,
-            params={"api-version": "2019-08-01", "resource": "https://management.azure.com"},
-            headers={"X-IDENTITY-HEADER": emu.identity_header},
-            verify=emu.ca_bundle,
-            timeout=10,
-        )
-        self.token = token.json()["access_token"]
-
-    def get(self, path: str) -> requests.Response:
-        url = path if path.startswith("https://") else self.emu.arm_endpoint + path
-        if "api-version" not in url:
-            url += "?api-version=2026-08-01"
-        return self.session.get(
-            url,
-            headers={"Authorization": f"Bearer {self.token}"},
-            verify=self.emu.ca_bundle,
-            timeout=10,
-        )
-
-    def pages(self, path: str) -> list[dict[str, Any]]:
-        pages, url = [], path
-        while url:
-            response = self.get(url)
-            assert response.status_code == 200, response.text
-            pages.append(response.json())
-            url = response.json().get("nextLink")
-        return pages
-
-
 @pytest.fixture
 def client(emulator: EmulatorProcess, control: EmulatorControl) -> Client:
-    return Client(emulator)
+    """These calls go as the system-assigned identity (a token asked for without client_id)."""
+    return Client(emulator, client_id=None)
 
 
 def test_get_cluster_profiles_carry_the_pool_fields(client: Client) -> None:
@@ -215,13 +162,10 @@ def test_fleet_seed_is_also_a_plain_seed(control: EmulatorControl) -> None:
 def test_sdk_lists_every_page(
     emulator: EmulatorProcess, control: EmulatorControl, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
+    use_emulator_identity(emulator, monkeypatch)
     (sub,) = control.seed_fleet(subscriptions=1, resource_groups=2, clusters_per_resource_group=3)
     control.set_config(list_page_size=2)
-    sdk = ContainerServiceClient(
-        ManagedIdentityCredential(client_id=CLIENT_ID), sub, base_url=emulator.arm_endpoint
-    )
+    sdk = aks_client(emulator, sub)
     clusters = list(sdk.managed_clusters.list())
     assert len(clusters) == 6
     profile = clusters[0].agent_pool_profiles[0]

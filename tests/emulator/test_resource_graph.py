@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
 from azure.identity import ManagedIdentityCredential
-from azure.mgmt.containerservice import ContainerServiceClient
 
 from local.aks_emulator.control import EmulatorControl, EmulatorProcess, fleet_seed
 from local.aks_emulator.fleet import subscription_id
 from local.aks_emulator.resourcegraph import QueryRefused, parse_query
 from local.aks_emulator.throttle import Throttler, hhmmss
+from tests.emulator.clients import (
+    CLIENT_ID,
+    GRAPH_PATH,
+    OTHER_CLIENT_ID,
+    SUB,
+    Client,
+    aks_client,
+    use_emulator_identity,
+)
 
-SUB = "00000000-0000-0000-0000-000000000000"
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-OTHER_CLIENT_ID = "99999999-2222-3333-4444-555555555555"
-GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01"
 CLUSTERS = "| where type =~ 'microsoft.containerservice/managedclusters'\n"
 # The query the app sends (issue 10): clusters carrying one of several tag values.
 APP_QUERY = (
@@ -40,60 +43,6 @@ def tag_query(*clauses: str, project: str = "id, subscriptionId, resourceGroup, 
     return f"resources\n{CLUSTERS}| where {where}\n| project {project}\n| order by id asc"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(operation_seconds=0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def control(emulator: EmulatorProcess) -> Iterator[EmulatorControl]:
-    emulator.control.reset()
-    yield emulator.control
-    emulator.control.reset()
-
-
-class Client:
-    """Plain HTTPS calls as one principal."""
-
-    def __init__(self, emu: EmulatorProcess, client_id: str = CLIENT_ID) -> None:
-        self.emu = emu
-        self.session = requests.Session()
-        self.session.trust_env = False
-        token = self.session.get(
-            emu.identity_endpoint,
-            params={"api-version": "2019-08-01", "resource": "https://management.azure.com"}
-            | {"client_id": client_id},
-            headers={"X-IDENTITY-HEADER": emu.identity_header},
-            verify=emu.ca_bundle,
-            timeout=10,
-        )
-        self.token = token.json()["access_token"]
-
-    def request(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return self.session.request(
-            method,
-            self.emu.arm_endpoint + path,
-            json=body,
-            headers={"Authorization": f"Bearer {self.token}"},
-            verify=self.emu.ca_bundle,
-            timeout=10,
-        )
-
-    def query(self, query: str, **extra: Any) -> requests.Response:
-        return self.request("POST", GRAPH_PATH, {"query": query, **extra})
-
-    def names(self, query: str, **extra: Any) -> list[str]:
-        response = self.query(query, **extra)
-        assert response.status_code == 200, response.text
-        return [row["name"] for row in response.json()["data"]]
-
-
-@pytest.fixture
-def client(emulator: EmulatorProcess, control: EmulatorControl) -> Client:
-    return Client(emulator)
-
-
 @pytest.fixture
 def graph(
     emulator: EmulatorProcess, control: EmulatorControl, monkeypatch: pytest.MonkeyPatch
@@ -102,10 +51,7 @@ def graph(
     resourcegraph = pytest.importorskip(
         "azure.mgmt.resourcegraph", reason="azure-mgmt-resourcegraph is not installed"
     )
-    # azure-identity reads these when the credential is built; azure-core (requests) reads
-    # REQUESTS_CA_BUNDLE on every call, so it stays patched for the whole test.
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
+    use_emulator_identity(emulator, monkeypatch)
     return resourcegraph.ResourceGraphClient(
         ManagedIdentityCredential(client_id=CLIENT_ID),
         base_url=emulator.arm_endpoint,
@@ -160,11 +106,8 @@ def test_seed_tags_are_answered_at_the_resource_top_level(
     listed = client.request("GET", f"{cluster_path}?api-version=2026-08-01").json()["value"]
     assert [c.get("tags") for c in listed] == [None, {"Team": "data", "cost-center": "42"}, None]
 
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
-    aks = ContainerServiceClient(
-        ManagedIdentityCredential(client_id=CLIENT_ID), sub, base_url=emulator.arm_endpoint
-    )
+    use_emulator_identity(emulator, monkeypatch)
+    aks = aks_client(emulator, sub)
     assert aks.managed_clusters.get("rg-fleet-s0-g0", "aks-s0-g0-c1").tags == tagged["tags"]
     assert aks.managed_clusters.get("rg-fleet-s0-g0", "aks-s0-g0-c0").tags is None
 

@@ -3,95 +3,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
-from azure.identity import ManagedIdentityCredential
-from azure.mgmt.containerservice import ContainerServiceClient
 
 from local.aks_emulator.control import EmulatorControl, EmulatorProcess
 from local.aks_emulator.throttle import DEFAULT_LIMITS, Throttler, request_kind
+from tests.emulator.clients import (
+    CLIENT_ID,
+    CLUSTER,
+    CLUSTER_PATH,
+    OTHER_CLIENT_ID,
+    RG,
+    SUB,
+    Client,
+    aks_client,
+    use_emulator_identity,
+)
 
-SUB = "00000000-0000-0000-0000-000000000000"
-RG = "rg-demo"
-CLUSTER = "aks-demo"
 PROVIDER_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerService"
-CLUSTER_PATH = f"{PROVIDER_PATH}/managedClusters/{CLUSTER}"
 SECOND_PATH = f"{PROVIDER_PATH}/managedClusters/aks-second"
 SUB_LIST = f"/subscriptions/{SUB}/providers/Microsoft.ContainerService/managedClusters"
 RG_LIST = f"{PROVIDER_PATH}/managedClusters"
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-OTHER_CLIENT_ID = "99999999-2222-3333-4444-555555555555"
 READS = "x-ms-ratelimit-remaining-subscription-reads"
 WRITES = "x-ms-ratelimit-remaining-subscription-writes"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(operation_seconds=0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def control(emulator: EmulatorProcess) -> Iterator[EmulatorControl]:
-    emulator.control.reset()
-    yield emulator.control
-    emulator.control.reset()
-
-
-class Client:
-    """Plain HTTPS calls as one principal (a token issued for `client_id`)."""
-
-    def __init__(self, emu: EmulatorProcess, client_id: str = CLIENT_ID) -> None:
-        self.emu = emu
-        self.session = requests.Session()
-        self.session.trust_env = False
-        token = self.session.get(
-            emu.identity_endpoint,
-            params={"api-version": "2019-08-01", "resource": "https://management.azure.com"}
-            | {"client_id": client_id},
-            headers={"X-IDENTITY-HEADER": emu.identity_header},
-            verify=emu.ca_bundle,
-            timeout=10,
-        )
-        self.token = token.json()["access_token"]
-
-    def request(self, method: str, path: str, body: Any = None) -> requests.Response:
-        url = path if path.startswith("https://") else self.emu.arm_endpoint + path
-        if "api-version" not in url:
-            url += "?api-version=2026-08-01"
-        return self.session.request(
-            method,
-            url,
-            json=body,
-            headers={"Authorization": f"Bearer {self.token}"},
-            verify=self.emu.ca_bundle,
-            timeout=10,
-        )
-
-    def get(self, path: str) -> requests.Response:
-        return self.request("GET", path)
-
-    def put_pool(self, pool: str, count: int, cluster_path: str = CLUSTER_PATH) -> Any:
-        return self.request(
-            "PUT", f"{cluster_path}/agentPools/{pool}", {"properties": {"count": count}}
-        )
-
-    def until_throttled(
-        self, send: Any, burst: int, slack: int = 0
-    ) -> tuple[int, requests.Response]:
-        """Send until the first 429: (answers before it, the 429). Expects `burst` answers, or
-        up to `slack` more for the tokens that refill while they are sent."""
-        for sent in range(burst + slack + 1):
-            response = send(sent)
-            if response.status_code == 429:
-                assert sent >= burst, f"429 after {sent} requests, expected {burst}"
-                return sent, response
-            assert response.status_code < 400 or response.status_code == 405, response.text
-        raise AssertionError(f"no 429 after {burst + slack + 1} requests")
 
 
 def freeze_refill(control: EmulatorControl) -> None:
@@ -302,11 +239,8 @@ def test_put_managed_cluster_bucket_comes_before_the_emulators_405(client: Clien
 def test_sdk_sees_aks_throttling(
     emulator: EmulatorProcess, control: EmulatorControl, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in emulator.env().items():
-        monkeypatch.setenv(name, value)
-    sdk = ContainerServiceClient(
-        ManagedIdentityCredential(client_id=CLIENT_ID), SUB, base_url=emulator.arm_endpoint
-    )
+    use_emulator_identity(emulator, monkeypatch)
+    sdk = aks_client(emulator, SUB)
     control.set_limits({"aks_other": {"burst": 2, "refill_per_second": 0.5}})
     sdk.agent_pools.get(RG, CLUSTER, "batch")
     list(sdk.agent_pools.list(RG, CLUSTER))
