@@ -464,6 +464,8 @@ class TransitionRun:
     # Per subscription with more writes than the ARM write burst: when its burst-th write was
     # accepted (the bound assumes the burst is spent at once).
     burst_spent: dict[str, float]
+    # Per subscription: its first and last accepted write, seconds after the tick.
+    write_span: dict[str, tuple[float, float]]
     off_target: list[str]  # pools not at their target at the end
     requests: int  # ARM requests (token requests excluded)
     status_429: int
@@ -800,7 +802,7 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
             default=0.0,
         )
     first_write = min((float(r["time"]) for r in accepted), default=None)
-    burst_spent = _burst_spent(accepted, clusters, len(pools), limits, t0)
+    burst_spent, write_span = _subscription_writes(accepted, clusters, len(pools), limits, t0)
 
     by_kind: dict[str, Counter[str]] = {}
     for r in log:
@@ -852,6 +854,7 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
         schedule_converge_seconds=schedule_converge,
         first_write_seconds=None if first_write is None else first_write - t0,
         burst_spent=burst_spent,
+        write_span=write_span,
         off_target=missing,
         requests=len(log),
         status_429=sum(1 for r in log if r["status"] == 429),
@@ -875,32 +878,34 @@ def transition(stack: LocalStack, plan: FleetPlan, variant: Variant, logs: Path)
     )
 
 
-def _burst_spent(
+def _subscription_writes(
     accepted: Sequence[Mapping[str, Any]],
     clusters: Sequence[Cluster],
     pools_per_cluster: int,
     limits: Mapping[str, Mapping[str, Any]],
     t0: float,
-) -> dict[str, float]:
-    """Per subscription that needs more writes than Resource Manager's write burst: seconds
-    after the tick until its burst-th write was accepted. The bound takes the burst as spent at
-    once; this is how long the app took to send it."""
-    limit = limits.get("arm_writes")
-    if limit is None:
-        return {}
-    burst = int(limit["burst"])
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Per subscription, seconds after the tick: when its burst-th write was accepted (only
+    those that need more writes than Resource Manager's write burst; the bound takes the burst
+    as spent at once, this is how long the app took to send it), and its first and last
+    accepted write."""
     needed = Counter(c.subscription.lower() for c in clusters)
     times: dict[str, list[float]] = {}
     for r in accepted:
         parts = _path_parts(str(r["path"]))
         if len(parts) > 1 and parts[0] == "subscriptions":
-            times.setdefault(parts[1], []).append(float(r["time"]))
+            times.setdefault(parts[1], []).append(float(r["time"]) - t0)
+    span = {sub: (min(ts), max(ts)) for sub, ts in times.items() if ts}
+    limit = limits.get("arm_writes")
+    if limit is None:
+        return {}, span
+    burst = int(limit["burst"])
     spent = {}
     for subscription, n in needed.items():
         writes = sorted(times.get(subscription, []))
         if n * pools_per_cluster > burst and len(writes) >= burst:
-            spent[subscription] = writes[burst - 1] - t0
-    return spent
+            spent[subscription] = writes[burst - 1]
+    return spent, span
 
 
 def _wait_converged(

@@ -606,13 +606,17 @@ def _converge_reason(run: TransitionRun) -> str:
         f"{run.subscriptions} subscriptions"
     ]
     if spent is not None:
-        per_subscription = burst / spent if spent > 0 else 0.0
+        firsts = sorted(first for first, _ in run.write_span.values())
         parts.append(
             f"the bound takes each subscription's burst of {burst:g} writes as spent at once "
             f"and the rest at the refill rate; here the last subscription's {burst:g}th write "
-            f"was accepted {spent:.1f} s after the tick (about {per_subscription:.0f} writes a "
-            "second in each subscription: the app's own pace on this machine, with Azurite, "
-            "the emulator and the workers sharing its CPUs), while the bucket refilled too"
+            f"was accepted {spent:.1f} s after the tick, and the subscriptions' first writes "
+            f"went out between {firsts[0]:.1f} and {firsts[-1]:.1f} s: the app's own pace on "
+            "this machine (Azurite, the emulator and the workers share its CPUs), and "
+            "probably the host: the local host takes a worker's next 16 messages only when the "
+            "last 16 are done (the real host tops up at host.json's newBatchThreshold), and a "
+            "reconcile sleeps in its limiter up to 1 s a request, so one subscription's "
+            "throttling also holds up other subscriptions' clusters"
         )
     parts.append(
         f"{run.status_429} requests were answered 429 and the workers' limiters held back "

@@ -140,6 +140,7 @@ def _run(limits: str, list_min_clusters: int, converge: float | None) -> Transit
         schedule_converge_seconds=converge,
         first_write_seconds=0.2,
         burst_spent={"sub": 0.4} if limits != "azure" else {},
+        write_span={"sub": (0.2, converge or 2.0)},
         off_target=[] if converge else ["rg/aks/batch"],
         requests=60,
         status_429=3,
