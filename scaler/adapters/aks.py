@@ -3,8 +3,9 @@ clusters with their pools, start one pool write.
 
 Built once per process; one `ContainerServiceClient` per subscription, reused and closed with
 the gateway, built as every ARM client of the app is (adapters/arm.py: no retries of 429, 409
-or 5xx inside the SDK, the pacing policy on every attempt). Writes never wait for the long-running operation (`polling=False`). A 401 makes the
-next call ask the identity for a new token instead of its cached one (see `RenewableCredential`).
+or 5xx inside the SDK, the pacing policy on every attempt). Writes never wait for the
+long-running operation (`polling=False`). A 401 makes the next call ask the identity for a new
+token instead of its cached one (see `RenewableCredential`).
 """
 
 from __future__ import annotations
