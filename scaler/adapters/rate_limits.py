@@ -225,14 +225,34 @@ class _Bucket:
     """
 
     burst: float
-    rate: float  # tokens per second, time scale applied
+    rate: float  # tokens per second, time scale applied: what the app refills at now
     tokens: float
     refill_from: float
+    nominal: float = 0.0  # the documented refill rate (0: same as `rate` at creation)
+    slowed_at: float = -math.inf  # when a 429 last slowed the refill down
+
+    def __post_init__(self) -> None:
+        self.nominal = self.nominal or self.rate
 
     def refill(self, now: float) -> None:
         if now > self.refill_from:
-            self.tokens = min(self.burst, self.tokens + (now - self.refill_from) * self.rate)
+            elapsed = now - self.refill_from
+            self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+            # Additive increase back to the documented rate, once Azure's wait is over.
+            if self.rate < self.nominal and self.tokens >= 1:
+                back = self.nominal * RECOVERY_PER_SECOND * elapsed
+                self.rate = min(self.nominal, self.rate + back)
             self.refill_from = now
+
+    def slow_down(self, now: float) -> None:
+        """A 429 from Azure: the real bucket refills slower than ours (other instances of the
+        app, other apps of the same identity, or lower limits than documented), so halve our
+        refill (multiplicative decrease; at most once a second, since one empty bucket answers
+        several requests in flight at once, and never below MIN_RATE_SHARE of the documented
+        rate)."""
+        if now - self.slowed_at >= 1.0:
+            self.rate = max(self.nominal * MIN_RATE_SHARE, self.rate / 2)
+            self.slowed_at = now
 
     def reserve(self, now: float) -> float:
         """Take one token; the seconds until it exists (0 when the bucket had one)."""
@@ -256,6 +276,13 @@ class _Bucket:
 
     def hold_refill_until(self, moment: float) -> None:
         self.refill_from = max(self.refill_from, moment)
+
+
+# After a 429, a bucket refills at half its rate (down to MIN_RATE_SHARE of the documented one)
+# and gains RECOVERY_PER_SECOND of the documented rate back each second without one: AIMD, as
+# TCP does, so instances that share a subscription's limits settle below them together.
+MIN_RATE_SHARE = 0.1
+RECOVERY_PER_SECOND = 0.02
 
 
 class RateLimiter:
@@ -373,14 +400,15 @@ class RateLimiter:
             if seconds is None and key[0] == "resource_graph":
                 seconds = _duration_seconds(answer.get("x-ms-user-quota-resets-after"))
             if seconds is None:
-                seconds = 1 / bucket.rate  # no hint at all: one token's refill time
+                seconds = 1 / bucket.nominal  # no hint at all: one token's documented refill
             # A refused request spent nothing where it was refused nor in any later layer
             # (Resource Manager refuses before AKS sees it), so its tokens there come back. (When
             # AKS names another handler than ours, the request's own AKS token comes back.)
             refused_at = keys.index(key) if key in keys else len(keys) - 1
             for later in keys[refused_at:]:
                 self._buckets[later].give_back()
-            bucket.empty_for(seconds)
+            bucket.slow_down(now)
+            bucket.empty_for(seconds)  # at the new rate: the next token comes at Retry-After
             return Throttled(key[0], seconds, local=False)
 
     def _correct_from_headers(

@@ -840,3 +840,47 @@ def test_the_resource_graph_client_takes_the_resource_graph_bucket() -> None:
     ) as client:
         client.resources(QueryRequest(query="Resources | take 1", subscriptions=["sub-1"]))
     assert limiter.snapshot() == {("resource_graph", ()): 11}
+
+
+# --- slowing down after 429s (AIMD) -------------------------------------------------------------
+
+
+def arm_write_429(limiter: RateLimiter, seconds: int = 1) -> None:
+    body = json.dumps({"error": {"code": "SubscriptionRequestsThrottled", "message": "writes"}})
+    limiter.observe("PUT", ARM + POOL, 429, {"Retry-After": str(seconds)}, body)
+
+
+def write_tokens_after(limiter: RateLimiter, clock: Any, seconds: float) -> float:
+    clock.advance(seconds)
+    return limiter.snapshot()[("arm_writes", SUB_SCOPE)]
+
+
+def test_a_429_halves_the_refill_so_instances_sharing_a_limit_settle_below_it() -> None:
+    limiter, clock, _ = limiter_on_fake_time()
+    arm_write_429(limiter, seconds=1)
+    # The next token comes exactly at Retry-After, then about 5 a second come, not 10.
+    assert write_tokens_after(limiter, clock, 1.0) == pytest.approx(1.0)
+    assert 5.5 < write_tokens_after(limiter, clock, 1.0) < 7.0
+
+
+def test_repeated_429s_slow_down_to_a_floor_at_most_once_a_second() -> None:
+    limiter, clock, _ = limiter_on_fake_time()
+    for _ in range(3):  # one empty bucket answers several requests in flight: one cut
+        arm_write_429(limiter)
+    assert write_tokens_after(limiter, clock, 1.0) == pytest.approx(1.0)
+    assert 5.5 < write_tokens_after(limiter, clock, 1.0) < 7.0
+    for _ in range(10):  # one 429 a second for ten seconds
+        arm_write_429(limiter)
+        clock.advance(1.0)
+    arm_write_429(limiter)
+    assert write_tokens_after(limiter, clock, 1.0) == pytest.approx(1.0)
+    assert 1.9 < write_tokens_after(limiter, clock, 1.0) < 2.5  # the floor: 10 %, 1 a second
+
+
+def test_the_refill_recovers_to_the_documented_rate_without_429s() -> None:
+    limiter, clock, _ = limiter_on_fake_time()
+    arm_write_429(limiter)
+    clock.advance(120)  # 2 % of the documented rate comes back each second
+    for index in range(200):  # spend the burst
+        limiter.acquire("PUT", ARM + f"{CLUSTER}/agentPools/p{index}")
+    assert write_tokens_after(limiter, clock, 1.0) == pytest.approx(10.0, abs=0.01)
