@@ -18,6 +18,9 @@ from scaler.service_layer.ports import MessageGateway
 
 log = logging.getLogger("scaler")
 
+# A queue message holds 64 KiB; a cluster whose pools would not fit reads its own.
+MAX_MESSAGE_CHARS = 60_000
+
 
 def publish(messages: MessageGateway, outcome: Outcome) -> Outcome:
     """Log an outcome and put it on `scale-results`, cut to fit (the one way every use case
@@ -49,9 +52,10 @@ def reconcile_message(
     pools: list[dict[str, Any]] | None = None,
     read_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A request to reconcile one cluster. From a tick: `selected_by`, the schedule's tag
-    selector that picked the cluster, and `pools`, its pools as the tick's LIST managedClusters
-    read them at `read_at` (so the reconcile needs no read of its own)."""
+    """A request to reconcile one cluster. `selected_by`: the schedule's tag selector that
+    picked the cluster; `pools`: its pools as read at `read_at` (a tick's LIST managedClusters,
+    or the reconcile that comes back after throttling), so the reconcile needs no read of its
+    own — left out when they would not fit in a queue message."""
     message: dict[str, Any] = {
         "subscription_id": cluster.subscription_id,
         "resource_group": cluster.resource_group,
@@ -61,8 +65,9 @@ def reconcile_message(
     if selected_by is not None:
         message["selected_by"] = selected_by
     if pools is not None and read_at is not None:
-        message["pools"] = pools
-        message["read_at"] = read_at.isoformat()
+        listed = {**message, "pools": pools, "read_at": read_at.isoformat()}
+        if len(json.dumps(listed)) <= MAX_MESSAGE_CHARS:
+            return listed
     return message
 
 

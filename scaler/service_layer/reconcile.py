@@ -117,6 +117,7 @@ class _Pass:
     cluster: ClusterRef | None = None
     selected_by: str | None = None  # the tag selector that gave the cluster its schedule
     throttled: dict[str, int] = field(default_factory=dict)  # pool → 429s / pacing met
+    failed: bool = False  # a transient failure other than throttling was met
 
 
 class Reconciler:
@@ -576,12 +577,17 @@ class Reconciler:
         work.wake.append((when, f"pool {name} busy"))
 
     def _transient(self, work: _Pass, error: GatewayError, pools: Iterable[str]) -> None:
+        work.retry_after = max(work.retry_after, error.retry_after or 0)
         if error.throttled:
+            # Resource Manager's limits, not a fault: come back when it says a token is there
+            # (no exponential backoff: a fleet waits seconds, not the minutes a fault gets).
             for name in pools:
                 work.throttled[name] = work.throttled.get(name, 0) + 1
-        work.retry_after = max(work.retry_after, error.retry_after or 0)
-        attempt = work.records.marker.attempt + 1
-        delay = timedelta(seconds=self._retry.delay(attempt, error.retry_after))
+            delay = timedelta(seconds=max(1, error.retry_after or 1))
+        else:
+            work.failed = True
+            attempt = work.records.marker.attempt + 1
+            delay = timedelta(seconds=self._retry.delay(attempt, error.retry_after))
         work.wake.append((work.now + delay, error.code))
 
     def _remember(self, work: _Pass) -> None:
@@ -939,7 +945,10 @@ class Reconciler:
             if record.source.until is not None and record.source.until > work.now:
                 wakes.append((record.source.until, f"{record.source.kind} {record.source.id} ends"))
         deferred = any(r.status is Status.DEFERRED for r, _ in work.finished.values())
-        attempt = marker.attempt + 1 if (work.retry_after or deferred) else 0
+        if work.throttled and not work.failed:
+            attempt = marker.attempt  # waiting on limits: no backoff grows from it
+        else:
+            attempt = marker.attempt + 1 if (work.retry_after or deferred) else 0
         if not wakes:
             return replace(marker, attempt=attempt)
         when, why = min(wakes)
@@ -948,7 +957,12 @@ class Reconciler:
         if queued is not None and work.now < queued <= when:
             return replace(marker, attempt=attempt)  # an earlier wake-up is already queued
         delay = max(0, int((when - work.now).total_seconds() + 0.999))
-        message = reconcile_message(cluster, "wake", work.selected_by)
+        pools = None
+        if work.throttled and work.current and when - work.now <= LISTING_MAX_AGE:
+            # Throttled pools were not written: the pools as this pass left them are what the
+            # next one plans from, without spending a read on the same throttled limits.
+            pools = self._clusters.snapshot(list(work.current.values()))
+        message = reconcile_message(cluster, "wake", work.selected_by, pools, work.now)
         self._messages.request_reconcile(message, delay)
         log.info("reconcile of %s again in %s s: %s", cluster.short_name, delay, why)
         return replace(marker, next_wake_at=when, attempt=attempt)

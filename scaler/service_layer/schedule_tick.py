@@ -19,7 +19,6 @@ O(pools); its messages are one per cluster.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,9 +43,6 @@ from scaler.service_layer.schedules import Schedules
 from scaler.settings import Settings
 
 log = logging.getLogger("scaler")
-
-# A queue message holds 64 KiB; a cluster whose listed pools would not fit reads its own.
-MAX_MESSAGE_CHARS = 60_000
 
 
 @dataclass(frozen=True)
@@ -188,12 +184,8 @@ class ScheduleTick:
         self, target: _Target, listings: dict[str, ClusterListing], now: datetime
     ) -> dict[str, Any]:
         listing = listings.get(_key(target.cluster))
-        if listing is not None:
-            pools = self._clusters.snapshot(listing.pools)
-            message = reconcile_message(target.cluster, "timer", target.selected_by, pools, now)
-            if len(json.dumps(message)) <= MAX_MESSAGE_CHARS:
-                return message
-        return reconcile_message(target.cluster, "timer", target.selected_by)
+        pools = self._clusters.snapshot(listing.pools) if listing is not None else None
+        return reconcile_message(target.cluster, "timer", target.selected_by, pools, now)
 
     def _about(
         self, run_id: str, now: datetime, cluster: ClusterRef, overall: Overall, problem: Problem

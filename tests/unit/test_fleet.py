@@ -201,3 +201,18 @@ def test_listing_snapshots_round_trip_through_the_message() -> None:
     listed = h.clusters.pools[NAMED_A[0]]["batch"]
     (restored,) = h.clusters.restore(json.loads(json.dumps(h.clusters.snapshot([listed]))))
     assert restored == replace(listed)
+
+
+def test_the_reconcile_after_throttling_plans_from_the_pools_it_left_without_a_read() -> None:
+    h = fleet()
+    throttled = GatewayError("Throttled", "429", transient=True, retry_after=5, throttled=True)
+    h.timer.run()
+    h.messages.reconciles = [(w, r) for w, r in h.messages.reconciles if r["cluster"] == "aks-b0"]
+    h.clusters.fail_next.append(throttled)
+    h.settle(limit_seconds=0)
+    assert h.clusters.reads == 1
+    ((wake_at, wake),) = h.messages.reconciles
+    assert wake["reason"] == "wake" and [p["name"] for p in wake["pools"]] == ["system", "batch"]
+    assert wake_at - h.clock() == timedelta(seconds=5)  # Retry-After, not the 15 s backoff
+    h.settle(limit_seconds=5)
+    assert batch(h, NAMED_B) == 5 and h.clusters.reads == 1  # written, and no second read
