@@ -620,9 +620,10 @@ def _converge_reason(run: TransitionRun) -> str:
         )
     parts.append(
         f"{run.status_429} requests were answered 429 and the workers' limiters held back "
-        f"{run.limiter('paced'):.0f} more ({run.deferred} deferred outcomes): a deferred pool "
-        "comes back after Retry-After (whole seconds) through a wake-up that re-reads its "
-        f"cluster (up to {run.cluster_reads} such reads in one subscription)"
+        f"{run.limiter('paced'):.0f} more ({run.deferred} deferred outcomes): a throttled pool "
+        "comes back after Retry-After (whole seconds) in a wake-up that carries the pools its "
+        "pass left, so it reads nothing (reads of single clusters in one subscription: up to "
+        f"{run.cluster_reads}, from 412s, busy pools and races)"
     )
     return "; ".join(parts) + "."
 
@@ -649,10 +650,10 @@ def _reads_row(run: TransitionRun, per_cluster: TransitionRun | None) -> Row:
         "`ListManagedClusters` (one request a page) and `ListAgentPools`/`GET` of one "
         "cluster; the intents' clusters apart (an intent's reconcile reads its own cluster)",
         f"the tick read {run.pages} page(s) per subscription and no single cluster; the other "
-        f"reads are reconciles of listed clusters that read again: a write deferred by "
-        f"throttling ({run.deferred} deferred outcomes) comes back as a wake-up message, "
-        "which carries no listing, so it reads its cluster with `ListAgentPools` (AKS's "
-        "'other APIs' bucket: 60 burst, 1 a second per subscription); wake-ups of one "
+        f"reads are reconciles of listed clusters that read again with `ListAgentPools` "
+        "(AKS's 'other APIs' bucket: 60 burst, 1 a second per subscription): a wake-up after "
+        "throttling carries the pools its pass left and reads nothing, but a wake-up for a "
+        "busy pool or a fault reads fresh; wake-ups of one "
         "cluster queued by several reconciles run side by side on the instances, and "
         f"{run.race_lost} reconciles lost the commit race to another reconcile of the same "
         f"cluster (RaceLost) and converged again from a fresh read "
@@ -668,14 +669,15 @@ def _share_row(run: TransitionRun) -> Row:
     why = (
         f"the 429s came from {buckets}. Each of the {run.workers} worker processes (Flex "
         "Consumption instances) has its own limiter: it lowers its tokens to the remaining "
-        "count Resource Manager's headers report, but refills at Azure's published numbers "
-        f"(writes 10/s), so once a subscription's burst is spent {run.workers} instances send "
-        f"up to {run.workers}× the refill"
+        "count Resource Manager's headers report and refills at Azure's published numbers "
+        f"(writes 10/s) until a 429 halves that bucket's refill (down to a tenth; 2 % of it "
+        f"back a second), so once a subscription's burst is spent {run.workers} instances "
+        f"each meet a 429 or more before they settle below the refill"
     )
     if run.variant.limits != "azure":
         why += (
-            f", and against the lowered {refill:g}/s the app never learns the lower rate (it "
-            "reads remaining counts and Retry-After, not refill rates)"
+            f"; against the lowered {refill:g}/s each instance learns the lower rate from its "
+            "own 429s, and creeps back above it while it sees none"
         )
     why += (
         f". The workers' limiters saw {run.limiter('throttled'):.0f} 429s, held back "
