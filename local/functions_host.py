@@ -2,10 +2,10 @@
 
 It drives the functions registered in `function_app.py` exactly as the host would call them:
 every queue trigger (today `scale-intents` and `scale-reconcile`) polls Azurite with host.json's
-batch size, new-batch threshold, polling interval, visibility timeout and poison semantics (after
-`maxDequeueCount` failed deliveries the message moves to `<queue>-poison`, created on first use as
-the host does); timer triggers fire on an interval. A queue name given as `%SETTING%` is read from
-the environment, as the host resolves binding expressions.
+batch size, polling interval, visibility timeout and poison semantics (after `maxDequeueCount`
+failed deliveries the message moves to `<queue>-poison`, created on first use as the host does);
+timer triggers fire on an interval. A queue name given as `%SETTING%` is read from the
+environment, as the host resolves binding expressions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,40 +41,16 @@ class QueueSettings:
     """The `extensions.queues` section of host.json that the host applies to queue triggers."""
 
     batch_size: int = 16
-    # The host fetches another batch once this few messages (or fewer) are still being processed,
-    # so up to batch_size + new_batch_threshold run at once per queue function. None: the host's
-    # default, batch_size // 2 per core (times one core here).
-    new_batch_threshold: int | None = None
     max_polling_seconds: float = 2.0
     visibility_timeout_seconds: int = 30
     max_dequeue_count: int = 5
     message_encoding: str = "base64"
 
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batchSize must be at least 1, not {self.batch_size}")
-        if self.new_batch_threshold is not None and self.new_batch_threshold < 0:
-            raise ValueError(f"newBatchThreshold must not be negative: {self.new_batch_threshold}")
-
-    @property
-    def fetch_threshold(self) -> int:
-        """Fetch a new batch when at most this many messages are still being processed."""
-        if self.new_batch_threshold is None:
-            return self.batch_size // 2
-        return self.new_batch_threshold
-
-    @property
-    def max_concurrency(self) -> int:
-        """The most messages one queue function processes at once."""
-        return self.batch_size + self.fetch_threshold
-
     @classmethod
     def from_host_json(cls, path: Path) -> QueueSettings:
         queues = json.loads(path.read_text()).get("extensions", {}).get("queues", {})
-        threshold = queues.get("newBatchThreshold")
         return cls(
             batch_size=int(queues.get("batchSize", 16)),
-            new_batch_threshold=None if threshold is None else int(threshold),
             max_polling_seconds=_seconds(queues.get("maxPollingInterval", "00:00:02")),
             visibility_timeout_seconds=int(_seconds(queues.get("visibilityTimeout", "00:00:30"))),
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
@@ -101,33 +77,6 @@ class Invocation:
     ended: float = 0.0
     error: str | None = None  # the exception the function raised, if it did
     moved_to_poison: bool = False
-
-
-class _InFlight:
-    """How many messages of one queue function are being processed (delivered and not yet
-    deleted, released or poisoned)."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._changed = threading.Condition()
-
-    @property
-    def count(self) -> int:
-        with self._changed:
-            return self._count
-
-    def add(self, n: int) -> None:
-        with self._changed:
-            self._count += n
-
-    def done(self) -> None:
-        with self._changed:
-            self._count -= 1
-            self._changed.notify_all()
-
-    def wait_until_at_most(self, limit: int) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._count <= limit)
 
 
 _SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
@@ -206,40 +155,23 @@ class LocalFunctionsHost:
         self._threads.clear()
 
     def drain(self, queue_name: str) -> int:
-        """Process what is visible on a queue now (fetching batches as the host does), then
-        return how many messages ran. It returns once a fetch made while nothing was being
-        processed found the queue empty."""
+        """Process what is visible on a queue now, then return how many messages ran."""
         user_function = self.queue_functions[queue_name]
         client = self._queues.get_queue_client(queue_name)
-        in_flight = _InFlight()
         total = 0
-        with ThreadPoolExecutor(self._settings.max_concurrency) as pool:
-            while True:
-                in_flight.wait_until_at_most(self._settings.fetch_threshold)
-                busy = in_flight.count
-                batch = self._receive(client)
-                if not batch:
-                    if busy == 0:
-                        return total
-                    in_flight.wait_until_at_most(0)  # what runs may still put messages back
-                    continue
-                self._dispatch(pool, in_flight, client, queue_name, user_function, batch)
+        with ThreadPoolExecutor(self._settings.batch_size) as pool:
+            while batch := self._receive(client):
+                list(pool.map(lambda m: self._deliver(client, queue_name, user_function, m), batch))
                 total += len(batch)
+        return total
 
     # -- queue semantics ---------------------------------------------------------------------
 
     def _poll_queue(self, queue_name: str, user_function: Callable[..., Any]) -> None:
-        """Fetch a batch whenever at most `newBatchThreshold` messages are still being processed
-        (the host does not wait for the whole previous batch), so at most batchSize +
-        newBatchThreshold run at once. On stop: fetch nothing more, let what runs finish."""
         client = self._queues.get_queue_client(queue_name)
-        in_flight = _InFlight()
         idle = 0.1
-        with ThreadPoolExecutor(self._settings.max_concurrency) as pool:
+        with ThreadPoolExecutor(self._settings.batch_size) as pool:
             while not self._stop.is_set():
-                in_flight.wait_until_at_most(self._settings.fetch_threshold)
-                if self._stop.is_set():
-                    break
                 try:
                     batch = self._receive(client)
                 except Exception as error:  # storage restarting: back off like the host does
@@ -250,29 +182,7 @@ class LocalFunctionsHost:
                     idle = min(idle * 2, self._settings.max_polling_seconds)
                     continue
                 idle = 0.1
-                self._dispatch(pool, in_flight, client, queue_name, user_function, batch)
-
-    def _dispatch(
-        self,
-        pool: ThreadPoolExecutor,
-        in_flight: _InFlight,
-        client: Any,
-        queue_name: str,
-        user_function: Callable[..., Any],
-        batch: list[QueueMessage],
-    ) -> None:
-        """Start processing a batch without waiting for it; each message leaves `in_flight`
-        once its delivery (call, then delete, release or poison) is over."""
-
-        def finished(future: Future[None]) -> None:
-            in_flight.done()
-            if (error := future.exception()) is not None:
-                log.error("delivering a message of %s failed: %r", queue_name, error)
-
-        in_flight.add(len(batch))
-        for message in batch:
-            future = pool.submit(self._deliver, client, queue_name, user_function, message)
-            future.add_done_callback(finished)
+                list(pool.map(lambda m: self._deliver(client, queue_name, user_function, m), batch))
 
     def _receive(self, client: Any) -> list[QueueMessage]:
         return list(
