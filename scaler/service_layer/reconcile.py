@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -76,6 +77,8 @@ MAX_PASSES = 3
 PUBLISH_GRACE = timedelta(seconds=5)
 # Azure queues hide a message for at most 7 days; a later wake-up is re-queued on arrival.
 MAX_WAKE_DELAY = timedelta(days=6)
+# A reconcile that lost the commit race looks again within this many seconds (random).
+RACE_REQUEUE_MAX_SECONDS = 5
 # How old a tick's listing in a reconcile message may be and still replace the cluster's read.
 LISTING_MAX_AGE = timedelta(seconds=120)
 
@@ -251,17 +254,35 @@ class Reconciler:
             work.current = current
             self._converge(cluster, work, schedule, pools, report)
             raced = not self._finish(cluster, work, report, schedule, trigger, schedule_name)
+            if raced and not any(r.result is PoolResult.STARTED for r in work.results.values()):
+                # Another reconcile recorded first, from records at least as new as ours, and
+                # nothing of ours reached ARM: there is nothing to undo. Racing it again would
+                # only feed a storm of reconciles of one cluster (each loser re-reading and
+                # re-queuing); sources it did not see get one later reconcile, which skips
+                # itself if they are decided by then.
+                self._requeue_after_race(cluster, selected_by)
+                return report
             if raced:
-                # Another reconcile recorded first: converge again from fresh records and a
-                # fresh read of the pools, whether or not anything is still pending.
+                # Our writes were planned from older records than the winner's: converge again
+                # from fresh records and a fresh read of the pools.
                 current = listed = None
                 seen_pending = set()
                 continue
             current = work.current
         if raced:  # still losing after every pass: come back soon rather than give up
-            self._messages.request_reconcile(reconcile_message(cluster, "wake", selected_by), 1)
+            self._requeue_after_race(cluster, selected_by)
         self._publish_unpublished(cluster, first, now)
         return report
+
+    def _requeue_after_race(self, cluster: ClusterRef, selected_by: str | None) -> None:
+        """One later look after a lost race, spread over a few seconds so the reconciles that
+        raced do not meet again; as an "intent" reconcile it skips itself when nothing is
+        pending by then."""
+        records = self._store.load(cluster)
+        if any(r.status is not Status.FINAL for r in records.sources.values()):
+            delay = random.randint(1, RACE_REQUEUE_MAX_SECONDS)
+            message = reconcile_message(cluster, "intent", selected_by)
+            self._messages.request_reconcile(message, delay)
 
     def preview(self, cluster: ClusterRef, extra: Source | None = None) -> Report:
         """What a reconcile would do now (with `extra` as if it were recorded): reads only.
