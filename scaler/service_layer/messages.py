@@ -45,6 +45,13 @@ def log_outcome(document: Mapping[str, Any]) -> None:
     emit_outcome(document)
 
 
+def run_outcome_id(kind: str, now: datetime, cluster: ClusterRef | None = None) -> str:
+    """The id of an outcome no intent owns (a schedule run, a reconcile of its own): the kind,
+    the instant, and the cluster when there is one."""
+    run = f"{kind}-{now:%Y%m%dT%H%M%SZ}"
+    return f"{run}-{cluster.resource_group}-{cluster.name}" if cluster is not None else run
+
+
 def reconcile_message(
     cluster: ClusterRef,
     reason: str,

@@ -48,6 +48,7 @@ from scaler.service_layer.messages import (
     log_outcome,
     publish,
     reconcile_message,
+    run_outcome_id,
     source_message,
 )
 from scaler.service_layer.ports import (
@@ -834,7 +835,7 @@ class Reconciler:
         by_schedule = deciders == {"schedule"} and problem is None
         kind = "schedule" if by_schedule else "reconcile"
         return Outcome(
-            intent_id=f"{kind}-{work.now:%Y%m%dT%H%M%SZ}-{cluster.resource_group}-{cluster.name}",
+            intent_id=run_outcome_id(kind, work.now, cluster),
             outcome=overall_of(pools),
             at=work.now,
             source=("timer" if trigger == "timer" else "schedule") if by_schedule else "reconcile",
@@ -1054,7 +1055,7 @@ def _unread_outcome(cluster: ClusterRef, now: datetime, report: Report) -> Outco
     """A tick's reconcile that could not read its cluster: deferred (it comes back by itself)
     or rejected (Resource Manager refused: nothing to retry)."""
     return Outcome(
-        f"schedule-{now:%Y%m%dT%H%M%SZ}-{cluster.resource_group}-{cluster.name}",
+        run_outcome_id("schedule", now, cluster),
         Overall.DEFERRED if report.retrying else Overall.REJECTED,
         now,
         "timer",

@@ -30,7 +30,7 @@ from scaler.domain.errors import InvalidInput
 from scaler.domain.outcomes import Outcome, Overall, Problem
 from scaler.domain.schedule import Schedule
 from scaler.service_layer.intake import cluster_refusal
-from scaler.service_layer.messages import publish, reconcile_message
+from scaler.service_layer.messages import publish, reconcile_message, run_outcome_id
 from scaler.service_layer.ports import (
     Clock,
     ClusterDirectory,
@@ -70,7 +70,7 @@ class ScheduleTick:
 
     def run(self, past_due: bool = False) -> list[Outcome]:
         now = self._clock()
-        run_id = f"schedule-{now:%Y%m%dT%H%M%SZ}"
+        run_id = run_outcome_id("schedule", now)
         if past_due:
             log.warning(
                 "schedule run %s is late (past due); converging to the state of now", run_id
@@ -83,14 +83,14 @@ class ScheduleTick:
         for warning in schedule.warnings:
             log.warning("schedule %s: %s", name, warning)
         outcomes: list[Outcome] = []
-        targets = self._named(schedule, run_id, now, outcomes)
+        targets = self._named(schedule, now, outcomes)
         targets += self._tagged(schedule, targets, run_id, now, outcomes)
         by_subscription: dict[str, list[_Target]] = {}
         for target in targets:
             by_subscription.setdefault(target.cluster.subscription_id.lower(), []).append(target)
         listed = 0
         for group in by_subscription.values():
-            listings = self._listings(group, now)
+            listings = self._listings(group)
             listed += bool(listings)
             requests = [self._request(target, listings, now) for target in group]
             self._messages.request_reconciles(requests)
@@ -103,9 +103,7 @@ class ScheduleTick:
         )
         return outcomes
 
-    def _named(
-        self, schedule: Schedule, run_id: str, now: datetime, outcomes: list[Outcome]
-    ) -> list[_Target]:
+    def _named(self, schedule: Schedule, now: datetime, outcomes: list[Outcome]) -> list[_Target]:
         """The clusters the file names; one the allowlist refuses gets a rejected outcome."""
         targets = []
         for entry in schedule.clusters:
@@ -114,7 +112,7 @@ class ScheduleTick:
             if refusal is None:
                 targets.append(_Target(cluster))
             else:
-                outcomes.append(self._about(run_id, now, cluster, Overall.REJECTED, refusal))
+                outcomes.append(self._refused(now, cluster, refusal))
         return targets
 
     def _tagged(
@@ -158,7 +156,7 @@ class ScheduleTick:
             targets.append(_Target(cluster, entry.selector.text))
         return targets
 
-    def _listings(self, group: Sequence[_Target], now: datetime) -> dict[str, ClusterListing]:
+    def _listings(self, group: Sequence[_Target]) -> dict[str, ClusterListing]:
         """One paged LIST managedClusters for the subscription, when the tick reconciles enough
         of its clusters for the list to be the cheaper read (documented in the README: the
         list's pages cost one read each, a cluster's own read one per cluster from a bucket of
@@ -187,13 +185,11 @@ class ScheduleTick:
         pools = self._clusters.snapshot(listing.pools) if listing is not None else None
         return reconcile_message(target.cluster, "timer", target.selected_by, pools, now)
 
-    def _about(
-        self, run_id: str, now: datetime, cluster: ClusterRef, overall: Overall, problem: Problem
-    ) -> Outcome:
+    def _refused(self, now: datetime, cluster: ClusterRef, problem: Problem) -> Outcome:
         return self._publish(
             Outcome(
-                f"{run_id}-{cluster.resource_group}-{cluster.name}",
-                overall,
+                run_outcome_id("schedule", now, cluster),
+                Overall.REJECTED,
                 now,
                 "timer",
                 cluster_id=cluster.resource_id,
