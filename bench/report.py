@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -105,13 +106,7 @@ def render(
         "",
         "## Results",
         "",
-        "| measurement | value | baseline (same run) | ratio | goal | met | how measured |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *(
-            f"| {r.measurement} | {r.value} | {r.baseline} | {r.ratio} | {r.goal} | "
-            f"{'yes' if r.met else '**missed**'} | {r.how} |"
-            for r in rows
-        ),
+        *_results_table(rows),
         "",
         "## Missed goals",
         "",
@@ -348,6 +343,19 @@ def _operations(b: Burst) -> str:
 
 
 # -- text --------------------------------------------------------------------------------------
+
+
+def _results_table(rows: Sequence[Row]) -> list[str]:
+    """The measurement table of a section: one row per measurement, misses in bold."""
+    return [
+        "| measurement | value | baseline (same run) | ratio | goal | met | how measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *(
+            f"| {r.measurement} | {r.value} | {r.baseline} | {r.ratio} | {r.goal} | "
+            f"{'yes' if r.met else '**missed**'} | {r.how} |"
+            for r in rows
+        ),
+    ]
 
 
 def _machine() -> list[str]:
@@ -798,13 +806,7 @@ def fleet_section(f: FleetResult, rows: list[Row]) -> list[str]:
         f"transition changes all {shape.pools} pools; {plan.workers} worker processes (Flex "
         f"Consumption instances) drain the queues. Generated in {f.seconds / 60:.1f} minutes.",
         "",
-        "| measurement | value | baseline (same run) | ratio | goal | met | how measured |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *(
-            f"| {r.measurement} | {r.value} | {r.baseline} | {r.ratio} | {r.goal} | "
-            f"{'yes' if r.met else '**missed**'} | {r.how} |"
-            for r in rows
-        ),
+        *_results_table(rows),
         "",
         "### Side by side: one LIST per subscription against each cluster's own read",
         "",
